@@ -1,0 +1,262 @@
+"""The `cmdm` command line: thin Typer commands over cmdm_admin.
+
+Every failure a user can act on is one red `Error: …` line and exit code 1; a traceback
+appears only with `--debug` (or CMDM_DEBUG=1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+from cmdm_admin import __version__
+from cmdm_admin.errors import CmdmError
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class CmdmGroup(TyperGroup):
+    """Turns a CmdmError raised anywhere below into one line and exit code 1."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CmdmError as exc:
+            if _debug_enabled(ctx):
+                raise
+            err_console.print(f"[bold red]Error:[/] {exc.message}", soft_wrap=True)
+            if exc.hint:
+                err_console.print(f"[dim]Hint: {exc.hint}[/]", soft_wrap=True)
+            raise typer.Exit(1) from None
+
+
+def _debug_enabled(ctx: typer.Context) -> bool:
+    root = ctx.find_root()
+    return bool((root.obj or {}).get("debug")) or os.environ.get("CMDM_DEBUG") == "1"
+
+
+app = typer.Typer(
+    cls=CmdmGroup,
+    help="cmdm: customer master data computed inside PostgreSQL.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(
+    cls=CmdmGroup, help="The embedded PostgreSQL cluster in .cmdm/.", no_args_is_help=True
+)
+migrate_app = typer.Typer(
+    cls=CmdmGroup, help="Schema migrations (Alembic).", no_args_is_help=True
+)
+app.add_typer(db_app, name="db")
+app.add_typer(migrate_app, name="migrate")
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="PostgreSQL URL. Default: $CMDM_DATABASE_URL, else the embedded cluster.",
+        show_default=False,
+    ),
+]
+JsonOutput = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"cmdm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    ctx.obj = {"debug": debug}
+
+
+def emit_json(payload: object) -> None:
+    console.print_json(json.dumps(payload, default=str, ensure_ascii=False))
+
+
+# -- cmdm db ---------------------------------------------------------------------------
+
+
+@db_app.command("start")
+def db_start(
+    port: Annotated[
+        int | None,
+        typer.Option(help="Loopback port. Default: the last one used if free, else a free one."),
+    ] = None,
+    fsync: Annotated[
+        bool, typer.Option(help="--no-fsync for throwaway test clusters: faster, not durable.")
+    ] = True,
+    as_json: JsonOutput = False,
+) -> None:
+    """Start the embedded cluster (initialising it on first use). Safe to run twice.
+
+    Example: cmdm db start --port 55432
+    """
+    from cmdm_admin.cluster import EmbeddedCluster
+
+    cluster = EmbeddedCluster(fsync=fsync)
+    before = cluster.status()
+    status = cluster.start(port)
+    if as_json:
+        emit_json(status.as_dict() | {"url": cluster.url()})
+    elif before.state == "running":
+        console.print(f"already running on 127.0.0.1:{status.port} ({status.data_dir})")
+    else:
+        console.print(f"[green]started[/] on 127.0.0.1:{status.port} ({status.data_dir})")
+
+
+@db_app.command("stop")
+def db_stop(as_json: JsonOutput = False) -> None:
+    """Stop the embedded cluster. Safe when it is not running.
+
+    Example: cmdm db stop
+    """
+    from cmdm_admin.cluster import EmbeddedCluster
+
+    cluster = EmbeddedCluster()
+    before = cluster.status()
+    status = cluster.stop()
+    if as_json:
+        emit_json(status.as_dict())
+    elif before.state == "running":
+        console.print(f"[green]stopped[/] ({status.data_dir})")
+    elif before.state == "absent":
+        console.print(f"no cluster in {status.data_dir}; nothing to stop")
+    else:
+        console.print(f"not running ({status.data_dir})")
+
+
+@db_app.command("status")
+def db_status(as_json: JsonOutput = False) -> None:
+    """Say whether the embedded cluster exists and runs, and on which port.
+
+    Example: cmdm db status --json
+    """
+    from cmdm_admin.cluster import EmbeddedCluster
+
+    status = EmbeddedCluster().status()
+    if as_json:
+        emit_json(status.as_dict())
+        return
+    if status.state == "running":
+        console.print(
+            f"[green]running[/] on 127.0.0.1:{status.port} (pid {status.pid}, {status.data_dir})"
+        )
+    elif status.state == "stopped":
+        console.print(f"stopped ({status.data_dir}); start it with `cmdm db start`")
+    else:
+        console.print(f"no cluster in {status.data_dir}; create one with `cmdm db start`")
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the embedded cluster's URL (it names the password file, not the password).
+
+    Example: psql "$(cmdm db url)"
+    """
+    from cmdm_admin.cluster import EmbeddedCluster
+
+    # Plain print: no Rich wrapping, so $(cmdm db url) gets the URL intact.
+    print(EmbeddedCluster().url())
+
+
+@db_app.command("destroy")
+def db_destroy(
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Stop the embedded cluster and delete its data.
+
+    Example: cmdm db destroy --yes
+    """
+    from cmdm_admin.cluster import EmbeddedCluster
+
+    cluster = EmbeddedCluster()
+    if not yes:
+        typer.confirm(f"Delete the cluster in {cluster.data_dir} and all its data?", abort=True)
+    cluster.destroy()
+    console.print(f"removed {cluster.data_dir}")
+
+
+# -- cmdm migrate ----------------------------------------------------------------------
+
+
+@migrate_app.command("upgrade")
+def migrate_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Apply migrations up to REVISION (default head), all in one transaction.
+
+    Example: cmdm migrate upgrade --database-url postgresql://me@db.example/cmdm
+    """
+    from cmdm_admin import migrate
+    from cmdm_admin.db import mask_url, resolve_database_url
+
+    url = resolve_database_url(database_url)
+    migrate.upgrade(url, revision)
+    console.print(
+        f"[green]at revision[/] {migrate.current_revision(url) or 'base'} ({mask_url(url)})"
+    )
+
+
+@migrate_app.command("downgrade")
+def migrate_downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision, or `base` for none.")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Revert migrations down to REVISION. `base` drops only objects cmdm created.
+
+    Example: cmdm migrate downgrade base
+    """
+    from cmdm_admin import migrate
+    from cmdm_admin.db import mask_url, resolve_database_url
+
+    url = resolve_database_url(database_url)
+    migrate.downgrade(url, revision)
+    console.print(
+        f"[green]at revision[/] {migrate.current_revision(url) or 'base'} ({mask_url(url)})"
+    )
+
+
+@migrate_app.command("current")
+def migrate_current(database_url: DatabaseUrl = None, as_json: JsonOutput = False) -> None:
+    """Print the database's revision and the newest one in migrations/.
+
+    Example: cmdm migrate current --json
+    """
+    from cmdm_admin import migrate
+    from cmdm_admin.db import resolve_database_url
+
+    url = resolve_database_url(database_url)
+    current, head = migrate.current_revision(url), migrate.head_revision()
+    if as_json:
+        emit_json({"current": current, "head": head})
+    else:
+        state = "up to date" if current == head else "behind head"
+        console.print(f"{current or 'base'} (head: {head}; {state})")
+
+
+def main() -> None:
+    app(prog_name="cmdm")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""Roles, ownership and grants: one idempotent script, applied after every upgrade.
+
+Keeping every GRANT in one place (pgstac's rule) means no migration grants inline and a
+privilege drift is repaired by the next deploy. The script is skipped when the database is
+below the base revision (after `downgrade base` there is nothing to grant on).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, text
+
+from cmdm_admin.project import project_dir
+
+SCRIPT = "sql/idempotent/roles_and_grants.sql"
+
+
+def roles_and_grants_sql() -> str:
+    return (project_dir() / SCRIPT).read_text(encoding="utf-8")
+
+
+def apply_roles_and_grants(connection: Connection) -> bool:
+    """Run the script on `connection` (inside its transaction); False when skipped."""
+    installed = connection.execute(
+        text("SELECT to_regclass('cmdm.managed_object') IS NOT NULL")
+    ).scalar_one()
+    if not installed:
+        return False
+    # Straight to the driver, without parameters: the script's format('%I') must reach
+    # the server untouched, and psycopg runs a multi-statement script in one call.
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(roles_and_grants_sql())
+    finally:
+        cursor.close()
+    return True

@@ -1,0 +1,63 @@
+"""Alembic environment for cmdm.
+
+The URL comes from the caller (cmdm passes it in `config.attributes`), from
+`alembic -x database_url=...`, or from the usual resolution ($CMDM_DATABASE_URL, else the
+embedded cluster). All migrations of one `upgrade`/`downgrade` run in one transaction, and so
+does the idempotent roles-and-grants script that follows every upgrade: either everything
+lands or nothing does.
+"""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import create_engine, pool, text
+
+from cmdm_admin.db import resolve_database_url, sqlalchemy_url
+from cmdm_admin.grants import apply_roles_and_grants
+
+VERSION_TABLE = "cmdm_alembic_version"
+VERSION_TABLE_SCHEMA = "public"
+
+config = context.config
+
+
+def database_url() -> str:
+    url = config.attributes.get("database_url")
+    if url:
+        return url
+    return resolve_database_url(context.get_x_argument(as_dictionary=True).get("database_url"))
+
+
+def run_migrations_offline() -> None:
+    context.configure(
+        url=sqlalchemy_url(database_url()),
+        literal_binds=True,
+        version_table=VERSION_TABLE,
+        version_table_schema=VERSION_TABLE_SCHEMA,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    engine = create_engine(sqlalchemy_url(database_url()), poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            version_table=VERSION_TABLE,
+            version_table_schema=VERSION_TABLE_SCHEMA,
+            transactional_ddl=True,
+            transaction_per_migration=False,
+        )
+        with context.begin_transaction():
+            # Two deploys at once would interleave DDL; the second waits for the first.
+            connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('cmdm:migrate'))"))
+            context.run_migrations()
+            apply_roles_and_grants(connection)
+    engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,87 @@
+/*
+ * Roles, ownership and privileges of cmdm (DESIGN §8). Idempotent; run after every upgrade
+ * inside the migration's transaction, so it always describes the deployed objects.
+ *
+ *   cmdm_owner   owns every object cmdm created; SECURITY DEFINER functions run as it
+ *   cmdm_etl     loads the input tables and CALLs the hooks; cannot write outputs
+ *   cmdm_reader  reads the outputs, nothing else
+ *   PUBLIC       executes nothing of ours
+ *
+ * The roles are NOLOGIN groups: grant them to login roles (GRANT cmdm_etl TO etl_service).
+ * Roles are cluster-wide, so `downgrade base` leaves them in place.
+ */
+
+DO $roles$
+DECLARE
+    v_role text;
+BEGIN
+    FOREACH v_role IN ARRAY ARRAY['cmdm_owner', 'cmdm_etl', 'cmdm_reader'] LOOP
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = v_role) THEN
+            EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', v_role);
+        END IF;
+    END LOOP;
+END
+$roles$;
+
+-- Ownership: everything registered as created by cmdm belongs to cmdm_owner. Schemas and
+-- input tables that existed before cmdm (the ETL's) keep their owner.
+DO $ownership$
+DECLARE
+    v_object record;
+BEGIN
+    FOR v_object IN
+        SELECT object_type, object_identity
+          FROM cmdm.managed_object
+         WHERE object_type IN ('schema', 'table', 'function', 'procedure')
+         ORDER BY managed_object_id
+    LOOP
+        EXECUTE pg_catalog.format('ALTER %s %s OWNER TO cmdm_owner',
+                                  upper(v_object.object_type), v_object.object_identity);
+    END LOOP;
+END
+$ownership$;
+
+-- Schemas. Nobody but cmdm_owner may create objects in the schemas cmdm writes to, so a
+-- hostile object cannot shadow ours.
+REVOKE ALL ON SCHEMA cmdm FROM PUBLIC;
+GRANT USAGE ON SCHEMA mapping, business, customer TO cmdm_owner, cmdm_etl;
+GRANT USAGE ON SCHEMA customer TO cmdm_reader;
+GRANT USAGE ON SCHEMA cmdm TO cmdm_etl;
+
+-- Input tables: the ETL writes them; cmdm's functions (running as cmdm_owner) read them.
+GRANT SELECT ON mapping."产品线", customer."年金客户", business."规模明细",
+                customer."当年中标", customer."当年流失" TO cmdm_owner;
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE
+   ON mapping."产品线", customer."年金客户", business."规模明细",
+      customer."当年中标", customer."当年流失" TO cmdm_etl;
+
+-- Output tables: written only by cmdm_owner (through the functions); read by everyone we name.
+REVOKE ALL ON customer.customer_plan_contract,
+              customer.fct_customer_business_monthly_status,
+              customer.fct_customer_plan_monthly_status FROM PUBLIC, cmdm_etl, cmdm_reader;
+GRANT SELECT ON customer.customer_plan_contract,
+                customer.fct_customer_business_monthly_status,
+                customer.fct_customer_plan_monthly_status TO cmdm_reader, cmdm_etl;
+
+-- cmdm's own tables: nobody writes them directly; the ETL may read its hook runs and rejects.
+REVOKE ALL ON ALL TABLES IN SCHEMA cmdm FROM PUBLIC, cmdm_etl, cmdm_reader;
+GRANT SELECT ON cmdm.hook_run, cmdm.rejected_fact, cmdm.hook_domain, cmdm.post_etl_hook
+   TO cmdm_etl;
+
+-- Functions: PUBLIC executes nothing of ours, now or later.
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA cmdm FROM PUBLIC;
+ALTER DEFAULT PRIVILEGES FOR ROLE cmdm_owner REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+DO $functions$
+DECLARE
+    v_object record;
+BEGIN
+    FOR v_object IN
+        SELECT object_type, object_identity
+          FROM cmdm.managed_object
+         WHERE object_type IN ('function', 'procedure')
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE EXECUTE ON %s %s FROM PUBLIC',
+                                  upper(v_object.object_type), v_object.object_identity);
+    END LOOP;
+END
+$functions$;
