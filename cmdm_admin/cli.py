@@ -51,9 +51,7 @@ app = typer.Typer(
 db_app = typer.Typer(
     cls=CmdmGroup, help="The embedded PostgreSQL cluster in .cmdm/.", no_args_is_help=True
 )
-migrate_app = typer.Typer(
-    cls=CmdmGroup, help="Schema migrations (Alembic).", no_args_is_help=True
-)
+migrate_app = typer.Typer(cls=CmdmGroup, help="Schema migrations (Alembic).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(migrate_app, name="migrate")
 

@@ -155,9 +155,7 @@ class EmbeddedCluster:
         self._save_settings(port=chosen)
         options = f"-p {chosen}" + ("" if self.fsync else " -F")
         log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
-        result = self._pg_ctl(
-            "start", "-w", "-t", "120", "-l", str(self.log_file), "-o", options
-        )
+        result = self._pg_ctl("start", "-w", "-t", "120", "-l", str(self.log_file), "-o", options)
         if result.returncode != 0:
             raise ClusterError(
                 f"PostgreSQL did not start in {self.data_dir}: "
@@ -264,8 +262,10 @@ class EmbeddedCluster:
             result = self._run(
                 [
                     str(find_bindir() / "initdb"),
-                    "-D", str(self.data_dir),
-                    "-U", SUPERUSER,
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    SUPERUSER,
                     f"--pwfile={pwfile}",
                     "--auth=scram-sha-256",
                     "--encoding=UTF8",
@@ -374,10 +374,10 @@ class EmbeddedCluster:
             line = lines[index]
             marker = "FATAL:" if "FATAL:" in line else "PANIC:" if "PANIC:" in line else None
             if marker:
-                reason = line[line.index(marker) + len(marker):].strip()
+                reason = line[line.index(marker) + len(marker) :].strip()
                 follow = lines[index + 1] if index + 1 < len(lines) else ""
                 if "HINT:" in follow:
-                    reason += " — " + follow[follow.index("HINT:") + len("HINT:"):].strip()
+                    reason += " — " + follow[follow.index("HINT:") + len("HINT:") :].strip()
                 return reason
         return _last_line(result.stderr or result.stdout)
 

@@ -52,7 +52,7 @@ def sqlalchemy_url(url: str) -> str:
     """The same URL for SQLAlchemy's psycopg 3 dialect."""
     for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     raise DatabaseError(
         f"not a PostgreSQL URL: {mask_url(url)}",
         hint="use postgresql://user@host:port/dbname",
