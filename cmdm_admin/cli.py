@@ -164,8 +164,11 @@ def db_status(as_json: JsonOutput = False) -> None:
         console.print(f"no cluster in {status.data_dir}; create one with `cmdm db start`")
 
 
+DatabaseName = Annotated[str, typer.Option("--database", "-d", help="Database to name in the URL.")]
+
+
 @db_app.command("url")
-def db_url() -> None:
+def db_url(database: DatabaseName = "cmdm") -> None:
     """Print the embedded cluster's URL (it names the password file, not the password).
 
     Example: psql "$(cmdm db url)"
@@ -173,7 +176,32 @@ def db_url() -> None:
     from cmdm_admin.cluster import EmbeddedCluster
 
     # Plain print: no Rich wrapping, so $(cmdm db url) gets the URL intact.
-    print(EmbeddedCluster().url())
+    print(EmbeddedCluster().url(database))
+
+
+@db_app.command("env")
+def db_env(database: DatabaseName = "cmdm") -> None:
+    """Print libpq environment variables for the embedded cluster, for psql and pg_prove.
+
+    Example: eval "$(cmdm db env)" && psql -c 'SELECT 1'
+    """
+    import shlex
+
+    from cmdm_admin.cluster import HOST, SUPERUSER, EmbeddedCluster
+
+    cluster = EmbeddedCluster()
+    port = cluster.status().port
+    if port is None:
+        cluster.url()  # raises the "no embedded cluster" error
+    settings = {
+        "PGHOST": HOST,
+        "PGPORT": str(port),
+        "PGUSER": SUPERUSER,
+        "PGDATABASE": database,
+        "PGPASSFILE": str(cluster.passfile),
+    }
+    for name, value in settings.items():
+        print(f"export {name}={shlex.quote(value)}")
 
 
 @db_app.command("destroy")

@@ -72,13 +72,14 @@ class ClusterStatus:
 
 def find_bindir() -> Path:
     """The PostgreSQL 15 server binaries: $CMDM_PG_BINDIR, Debian's path, or PATH."""
-    candidates: list[Path] = []
-    if os.environ.get("CMDM_PG_BINDIR"):
-        candidates.append(Path(os.environ["CMDM_PG_BINDIR"]))
-    candidates.append(Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin"))
-    on_path = shutil.which("pg_ctl")
-    if on_path:
-        candidates.append(Path(on_path).resolve().parent)
+    configured = os.environ.get("CMDM_PG_BINDIR")
+    if configured:  # an explicit setting is the only place looked at
+        candidates = [Path(configured)]
+    else:
+        candidates = [Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin")]
+        on_path = shutil.which("pg_ctl")
+        if on_path:
+            candidates.append(Path(on_path).resolve().parent)
     for bindir in candidates:
         if (bindir / "initdb").is_file() and (bindir / "pg_ctl").is_file():
             return bindir
@@ -132,8 +133,11 @@ class EmbeddedCluster:
         self._check_owner()
         result = self._pg_ctl("status")
         port = self._settings().get("port")
-        if result.returncode == 0:
-            return ClusterStatus("running", self.data_dir, port, _pid_from_status(result.stdout))
+        pid = _pid_from_status(result.stdout) if result.returncode == 0 else None
+        if pid is not None and _is_postgres_process(pid):
+            return ClusterStatus("running", self.data_dir, port, pid)
+        # pg_ctl only checks that the PID in postmaster.pid is alive; after a crash and a
+        # reboot that PID may belong to an unrelated process. Such a lock file is stale.
         return ClusterStatus("stopped", self.data_dir, port)
 
     def start(self, port: int | None = None) -> ClusterStatus:
@@ -151,6 +155,7 @@ class EmbeddedCluster:
                 )
             self._ensure_database()
             return current
+        self._remove_stale_lock_file()
         chosen = self._choose_port(port)
         self._save_settings(port=chosen)
         options = f"-p {chosen}" + ("" if self.fsync else " -F")
@@ -318,6 +323,17 @@ class EmbeddedCluster:
             hint=f"see {self.log_file}",
         )
 
+    def _remove_stale_lock_file(self) -> None:
+        """Delete a postmaster.pid whose PID is not a live PostgreSQL server (a crash left
+        it); the server would otherwise refuse to start while that PID lives."""
+        lock_file = self.data_dir / "postmaster.pid"
+        try:
+            pid = int(lock_file.read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return
+        if not _is_postgres_process(pid):
+            lock_file.unlink(missing_ok=True)
+
     # -- helpers ----------------------------------------------------------------------
 
     def _server_system_user(self) -> str:
@@ -375,6 +391,9 @@ class EmbeddedCluster:
             marker = "FATAL:" if "FATAL:" in line else "PANIC:" if "PANIC:" in line else None
             if marker:
                 reason = line[line.index(marker) + len(marker) :].strip()
+                cause = lines[index - 1] if index > 0 else ""
+                if "ERROR:" in cause or "invalid" in cause:  # e.g. a bad setting's name
+                    reason = cause.split(":  ", 1)[-1].strip() + "; " + reason
                 follow = lines[index + 1] if index + 1 < len(lines) else ""
                 if "HINT:" in follow:
                     reason += " — " + follow[follow.index("HINT:") + len("HINT:") :].strip()
@@ -388,6 +407,17 @@ def _pid_from_status(text: str) -> int | None:
     if marker not in text:
         return None
     return int(text.split(marker, 1)[1].split(")", 1)[0])
+
+
+def _is_postgres_process(pid: int) -> bool:
+    """True when PID is a running PostgreSQL server (Linux /proc); trusts it elsewhere."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()  # no /proc: assume it is (pg_ctl said so)
+    except OSError:
+        return True
+    return Path(command.decode(errors="replace")).name in {"postgres", "postmaster"}
 
 
 def _user_name(uid: int) -> str:

@@ -7,8 +7,11 @@ below the base revision (after `downgrade base` there is nothing to grant on).
 
 from __future__ import annotations
 
+import psycopg
 from sqlalchemy import Connection, text
 
+from cmdm_admin.db import first_line
+from cmdm_admin.errors import MigrationError
 from cmdm_admin.project import project_dir
 
 SCRIPT = "sql/idempotent/roles_and_grants.sql"
@@ -30,6 +33,11 @@ def apply_roles_and_grants(connection: Connection) -> bool:
     cursor = connection.connection.cursor()
     try:
         cursor.execute(roles_and_grants_sql())
+    except psycopg.Error as exc:
+        raise MigrationError(
+            f"{SCRIPT} failed, nothing was changed: {first_line(exc)}",
+            hint="the migrating role needs CREATEROLE and the right to grant on the input tables",
+        ) from exc
     finally:
         cursor.close()
     return True

@@ -25,18 +25,20 @@ $roles$;
 
 -- Ownership: everything registered as created by cmdm belongs to cmdm_owner. Schemas and
 -- input tables that existed before cmdm (the ETL's) keep their owner.
+-- (Statements are collected first: ALTER TABLE cannot run on managed_object while a loop
+-- still reads it.)
 DO $ownership$
 DECLARE
-    v_object record;
+    v_statement text;
 BEGIN
-    FOR v_object IN
-        SELECT object_type, object_identity
+    FOREACH v_statement IN ARRAY ARRAY(
+        SELECT pg_catalog.format('ALTER %s %s OWNER TO cmdm_owner',
+                                 upper(object_type), object_identity)
           FROM cmdm.managed_object
          WHERE object_type IN ('schema', 'table', 'function', 'procedure')
-         ORDER BY managed_object_id
+         ORDER BY managed_object_id)
     LOOP
-        EXECUTE pg_catalog.format('ALTER %s %s OWNER TO cmdm_owner',
-                                  upper(v_object.object_type), v_object.object_identity);
+        EXECUTE v_statement;
     END LOOP;
 END
 $ownership$;
@@ -73,15 +75,16 @@ REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA cmdm FROM PUBLIC;
 ALTER DEFAULT PRIVILEGES FOR ROLE cmdm_owner REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
 DO $functions$
 DECLARE
-    v_object record;
+    v_statement text;
 BEGIN
-    FOR v_object IN
-        SELECT object_type, object_identity
+    FOREACH v_statement IN ARRAY ARRAY(
+        SELECT pg_catalog.format('REVOKE EXECUTE ON %s %s FROM PUBLIC',
+                                 upper(object_type), object_identity)
           FROM cmdm.managed_object
          WHERE object_type IN ('function', 'procedure')
+         ORDER BY managed_object_id)
     LOOP
-        EXECUTE pg_catalog.format('REVOKE EXECUTE ON %s %s FROM PUBLIC',
-                                  upper(v_object.object_type), v_object.object_identity);
+        EXECUTE v_statement;
     END LOOP;
 END
 $functions$;

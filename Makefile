@@ -1,0 +1,28 @@
+# One entry point for every task. `make test` is what CI runs (.ci/run).
+.PHONY: help bootstrap test lint format db-start db-stop clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+bootstrap:  ## install Debian packages (if missing) and the .venv
+	scripts/bootstrap.sh
+
+test:  ## everything: ruff, pytest, pgTAP, against a throwaway PostgreSQL 15 cluster
+	scripts/test.sh
+
+lint: bootstrap  ## ruff check + format check
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+format: bootstrap  ## apply ruff's formatting and fixes
+	.venv/bin/ruff check --fix . && .venv/bin/ruff format .
+
+db-start: bootstrap  ## start the embedded cluster in .cmdm/ and migrate it to head
+	.venv/bin/cmdm db start && .venv/bin/cmdm migrate upgrade
+
+db-stop: bootstrap  ## stop the embedded cluster
+	.venv/bin/cmdm db stop
+
+clean:  ## stop and delete the embedded clusters and the venv
+	-[ -x .venv/bin/cmdm ] && .venv/bin/cmdm db destroy --yes
+	-[ -x .venv/bin/cmdm ] && CMDM_HOME=$(CURDIR)/.cmdm/test-cluster .venv/bin/cmdm db destroy --yes
+	rm -rf .venv .cmdm .pytest_cache .ruff_cache .hypothesis
