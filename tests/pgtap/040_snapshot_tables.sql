@@ -1,0 +1,272 @@
+-- 040: the two monthly snapshot tables, customer.fct_customer_business_monthly_status
+-- (per company and product line) and customer.fct_customer_plan_monthly_status (per
+-- contract key): columns, types, NOT NULL, defaults, PKs, FKs, indexes, the month-end
+-- check; then defaults, PK, FK and check behaviour.
+BEGIN;
+SET LOCAL search_path = public, pg_catalog;
+SET LOCAL lc_messages = 'C';  -- the error texts below are matched in English
+SELECT plan(93);
+
+-- ======================================================= fct_customer_business_monthly_status
+SELECT has_table('customer', 'fct_customer_business_monthly_status',
+    'table customer.fct_customer_business_monthly_status exists');
+SELECT columns_are('customer', 'fct_customer_business_monthly_status',
+    ARRAY['snapshot_month', 'company_id', 'product_line_code', 'product_line_name',
+          'is_strategic', 'is_existing', 'is_new', 'is_winning_this_year',
+          'is_churned_this_year', 'aum_balance', 'plan_count', 'updated_at'],
+    'business snapshot has exactly its 12 base columns');
+SELECT col_type_is('customer', 'fct_customer_business_monthly_status', 'snapshot_month', 'date', 'business snapshot: snapshot_month is date');
+SELECT col_type_is('customer', 'fct_customer_business_monthly_status', 'company_id', 'character varying', 'business snapshot: company_id is varchar');
+SELECT col_type_is('customer', 'fct_customer_business_monthly_status', 'product_line_code', 'character varying(20)', 'business snapshot: product_line_code is varchar(20)');
+SELECT col_type_is('customer', 'fct_customer_business_monthly_status', 'product_line_name', 'character varying(50)', 'business snapshot: product_line_name is varchar(50)');
+SELECT col_type_is('customer', 'fct_customer_business_monthly_status', 'is_strategic', 'boolean', 'business snapshot: is_strategic is boolean');
+SELECT col_type_is('customer', 'fct_customer_business_monthly_status', 'is_existing', 'boolean', 'business snapshot: is_existing is boolean');
+SELECT col_type_is('customer', 'fct_customer_business_monthly_status', 'is_new', 'boolean', 'business snapshot: is_new is boolean');
+SELECT col_type_is('customer', 'fct_customer_business_monthly_status', 'is_winning_this_year', 'boolean', 'business snapshot: is_winning_this_year is boolean');
+SELECT col_type_is('customer', 'fct_customer_business_monthly_status', 'is_churned_this_year', 'boolean', 'business snapshot: is_churned_this_year is boolean');
+SELECT col_type_is('customer', 'fct_customer_business_monthly_status', 'aum_balance', 'numeric(20,2)', 'business snapshot: aum_balance is numeric(20,2)');
+SELECT col_type_is('customer', 'fct_customer_business_monthly_status', 'plan_count', 'integer', 'business snapshot: plan_count is integer');
+SELECT col_type_is('customer', 'fct_customer_business_monthly_status', 'updated_at', 'timestamp with time zone', 'business snapshot: updated_at is timestamptz');
+SELECT is_empty(
+    $$SELECT attname FROM pg_catalog.pg_attribute
+       WHERE attrelid = 'customer.fct_customer_business_monthly_status'::regclass
+         AND attnum > 0 AND NOT attisdropped AND NOT attnotnull$$,
+    'business snapshot: every column is NOT NULL');
+SELECT col_default_is('customer', 'fct_customer_business_monthly_status', 'is_strategic', false, 'business snapshot: is_strategic defaults to false');
+SELECT col_default_is('customer', 'fct_customer_business_monthly_status', 'is_existing', false, 'business snapshot: is_existing defaults to false');
+SELECT col_default_is('customer', 'fct_customer_business_monthly_status', 'is_new', false, 'business snapshot: is_new defaults to false');
+SELECT col_default_is('customer', 'fct_customer_business_monthly_status', 'is_winning_this_year', false, 'business snapshot: is_winning_this_year defaults to false');
+SELECT col_default_is('customer', 'fct_customer_business_monthly_status', 'is_churned_this_year', false, 'business snapshot: is_churned_this_year defaults to false');
+SELECT col_default_is('customer', 'fct_customer_business_monthly_status', 'aum_balance', 0, 'business snapshot: aum_balance defaults to 0');
+SELECT col_default_is('customer', 'fct_customer_business_monthly_status', 'plan_count', 0, 'business snapshot: plan_count defaults to 0');
+SELECT col_default_is('customer', 'fct_customer_business_monthly_status', 'updated_at', 'now()', 'business snapshot: updated_at defaults to now()');
+SELECT col_hasnt_default('customer', 'fct_customer_business_monthly_status', 'snapshot_month', 'business snapshot: snapshot_month has no default');
+SELECT col_hasnt_default('customer', 'fct_customer_business_monthly_status', 'product_line_name', 'business snapshot: product_line_name has no default');
+SELECT has_pk('customer', 'fct_customer_business_monthly_status', 'business snapshot has a primary key');
+SELECT col_is_pk('customer', 'fct_customer_business_monthly_status',
+    ARRAY['snapshot_month', 'company_id', 'product_line_code'],
+    'business snapshot PK is (snapshot_month, company_id, product_line_code)');
+SELECT fk_ok('customer', 'fct_customer_business_monthly_status', 'company_id',
+             'customer', '年金客户', 'company_id',
+             'business snapshot: company_id references customer."年金客户"(company_id)');
+SELECT fk_ok('customer', 'fct_customer_business_monthly_status', 'product_line_code',
+             'mapping', '产品线', '产品线代码',
+             'business snapshot: product_line_code references mapping."产品线"("产品线代码")');
+SELECT set_eq(
+    $$SELECT conname::text, contype::text FROM pg_catalog.pg_constraint
+       WHERE conrelid = 'customer.fct_customer_business_monthly_status'::regclass$$,
+    $$VALUES ('fct_customer_business_monthly_status_pkey', 'p'),
+             ('fk_snapshot_company', 'f'), ('fk_snapshot_product_line', 'f'),
+             ('ck_snapshot_month_end', 'c')$$,
+    'business snapshot has exactly its four named constraints');
+SELECT indexes_are('customer', 'fct_customer_business_monthly_status',
+    ARRAY['fct_customer_business_monthly_status_pkey', 'idx_snapshot_month',
+          'idx_snapshot_company', 'idx_snapshot_product_line', 'idx_snapshot_month_product',
+          'idx_snapshot_month_brin', 'idx_snapshot_strategic'],
+    'business snapshot has exactly the PK and its six indexes');
+SELECT has_index('customer', 'fct_customer_business_monthly_status', 'idx_snapshot_month', ARRAY['snapshot_month'],
+    'idx_snapshot_month is on (snapshot_month)');
+SELECT has_index('customer', 'fct_customer_business_monthly_status', 'idx_snapshot_company', ARRAY['company_id'],
+    'idx_snapshot_company is on (company_id)');
+SELECT has_index('customer', 'fct_customer_business_monthly_status', 'idx_snapshot_product_line', ARRAY['product_line_code'],
+    'idx_snapshot_product_line is on (product_line_code)');
+SELECT has_index('customer', 'fct_customer_business_monthly_status', 'idx_snapshot_month_product',
+    ARRAY['snapshot_month', 'product_line_code'],
+    'idx_snapshot_month_product is on (snapshot_month, product_line_code)');
+SELECT has_index('customer', 'fct_customer_business_monthly_status', 'idx_snapshot_month_brin', ARRAY['snapshot_month'],
+    'idx_snapshot_month_brin is on (snapshot_month)');
+SELECT has_index('customer', 'fct_customer_business_monthly_status', 'idx_snapshot_strategic', ARRAY['snapshot_month'],
+    'idx_snapshot_strategic is on (snapshot_month)');
+SELECT index_is_type('customer', 'fct_customer_business_monthly_status', 'idx_snapshot_month_brin', 'brin',
+    'idx_snapshot_month_brin is a BRIN index');
+SELECT set_eq(
+    $$SELECT ci.relname::text, pg_catalog.pg_get_expr(x.indpred, x.indrelid)
+        FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class ci ON ci.oid = x.indexrelid
+       WHERE x.indrelid = 'customer.fct_customer_business_monthly_status'::regclass
+         AND x.indpred IS NOT NULL$$,
+    $$VALUES ('idx_snapshot_strategic', 'is_strategic')$$,
+    'idx_snapshot_strategic (WHERE is_strategic) is the only partial index of the business snapshot');
+
+-- ======================================================= fct_customer_plan_monthly_status
+SELECT has_table('customer', 'fct_customer_plan_monthly_status',
+    'table customer.fct_customer_plan_monthly_status exists');
+SELECT columns_are('customer', 'fct_customer_plan_monthly_status',
+    ARRAY['snapshot_month', 'company_id', 'plan_code', 'product_line_code', 'product_line_name',
+          'is_strategic', 'is_existing', 'is_new', 'is_winning_this_year',
+          'is_churned_this_year', 'aum_balance', 'updated_at'],
+    'plan snapshot has exactly its 12 base columns');
+SELECT col_type_is('customer', 'fct_customer_plan_monthly_status', 'snapshot_month', 'date', 'plan snapshot: snapshot_month is date');
+SELECT col_type_is('customer', 'fct_customer_plan_monthly_status', 'company_id', 'character varying', 'plan snapshot: company_id is varchar');
+SELECT col_type_is('customer', 'fct_customer_plan_monthly_status', 'plan_code', 'character varying', 'plan snapshot: plan_code is varchar');
+SELECT col_type_is('customer', 'fct_customer_plan_monthly_status', 'product_line_code', 'character varying(20)', 'plan snapshot: product_line_code is varchar(20)');
+SELECT col_type_is('customer', 'fct_customer_plan_monthly_status', 'product_line_name', 'character varying(50)', 'plan snapshot: product_line_name is varchar(50)');
+SELECT col_type_is('customer', 'fct_customer_plan_monthly_status', 'is_strategic', 'boolean', 'plan snapshot: is_strategic is boolean');
+SELECT col_type_is('customer', 'fct_customer_plan_monthly_status', 'is_existing', 'boolean', 'plan snapshot: is_existing is boolean');
+SELECT col_type_is('customer', 'fct_customer_plan_monthly_status', 'is_new', 'boolean', 'plan snapshot: is_new is boolean');
+SELECT col_type_is('customer', 'fct_customer_plan_monthly_status', 'is_winning_this_year', 'boolean', 'plan snapshot: is_winning_this_year is boolean');
+SELECT col_type_is('customer', 'fct_customer_plan_monthly_status', 'is_churned_this_year', 'boolean', 'plan snapshot: is_churned_this_year is boolean');
+SELECT col_type_is('customer', 'fct_customer_plan_monthly_status', 'aum_balance', 'numeric(20,2)', 'plan snapshot: aum_balance is numeric(20,2)');
+SELECT col_type_is('customer', 'fct_customer_plan_monthly_status', 'updated_at', 'timestamp with time zone', 'plan snapshot: updated_at is timestamptz');
+SELECT is_empty(
+    $$SELECT attname FROM pg_catalog.pg_attribute
+       WHERE attrelid = 'customer.fct_customer_plan_monthly_status'::regclass
+         AND attnum > 0 AND NOT attisdropped AND NOT attnotnull$$,
+    'plan snapshot: every column is NOT NULL');
+SELECT col_default_is('customer', 'fct_customer_plan_monthly_status', 'is_strategic', false, 'plan snapshot: is_strategic defaults to false');
+SELECT col_default_is('customer', 'fct_customer_plan_monthly_status', 'is_existing', false, 'plan snapshot: is_existing defaults to false');
+SELECT col_default_is('customer', 'fct_customer_plan_monthly_status', 'is_new', false, 'plan snapshot: is_new defaults to false');
+SELECT col_default_is('customer', 'fct_customer_plan_monthly_status', 'is_winning_this_year', false, 'plan snapshot: is_winning_this_year defaults to false');
+SELECT col_default_is('customer', 'fct_customer_plan_monthly_status', 'is_churned_this_year', false, 'plan snapshot: is_churned_this_year defaults to false');
+SELECT col_default_is('customer', 'fct_customer_plan_monthly_status', 'aum_balance', 0, 'plan snapshot: aum_balance defaults to 0');
+SELECT col_default_is('customer', 'fct_customer_plan_monthly_status', 'updated_at', 'now()', 'plan snapshot: updated_at defaults to now()');
+SELECT col_hasnt_default('customer', 'fct_customer_plan_monthly_status', 'snapshot_month', 'plan snapshot: snapshot_month has no default');
+SELECT col_hasnt_default('customer', 'fct_customer_plan_monthly_status', 'plan_code', 'plan snapshot: plan_code has no default');
+SELECT has_pk('customer', 'fct_customer_plan_monthly_status', 'plan snapshot has a primary key');
+SELECT col_is_pk('customer', 'fct_customer_plan_monthly_status',
+    ARRAY['snapshot_month', 'company_id', 'plan_code', 'product_line_code'],
+    'plan snapshot PK is (snapshot_month, company_id, plan_code, product_line_code)');
+SELECT fk_ok('customer', 'fct_customer_plan_monthly_status', 'company_id',
+             'customer', '年金客户', 'company_id',
+             'plan snapshot: company_id references customer."年金客户"(company_id)');
+SELECT fk_ok('customer', 'fct_customer_plan_monthly_status', 'product_line_code',
+             'mapping', '产品线', '产品线代码',
+             'plan snapshot: product_line_code references mapping."产品线"("产品线代码")');
+SELECT set_eq(
+    $$SELECT conname::text, contype::text FROM pg_catalog.pg_constraint
+       WHERE conrelid = 'customer.fct_customer_plan_monthly_status'::regclass$$,
+    $$VALUES ('fct_customer_plan_monthly_status_pkey', 'p'),
+             ('fk_plan_snapshot_company', 'f'), ('fk_plan_snapshot_product_line', 'f'),
+             ('ck_plan_snapshot_month_end', 'c')$$,
+    'plan snapshot has exactly its four named constraints');
+SELECT indexes_are('customer', 'fct_customer_plan_monthly_status',
+    ARRAY['fct_customer_plan_monthly_status_pkey', 'idx_plan_snapshot_month',
+          'idx_plan_snapshot_company', 'idx_plan_snapshot_plan', 'idx_plan_snapshot_month_product',
+          'idx_plan_snapshot_month_brin', 'idx_plan_snapshot_strategic'],
+    'plan snapshot has exactly the PK and its six indexes');
+SELECT has_index('customer', 'fct_customer_plan_monthly_status', 'idx_plan_snapshot_month', ARRAY['snapshot_month'],
+    'idx_plan_snapshot_month is on (snapshot_month)');
+SELECT has_index('customer', 'fct_customer_plan_monthly_status', 'idx_plan_snapshot_company', ARRAY['company_id'],
+    'idx_plan_snapshot_company is on (company_id)');
+SELECT has_index('customer', 'fct_customer_plan_monthly_status', 'idx_plan_snapshot_plan', ARRAY['plan_code'],
+    'idx_plan_snapshot_plan is on (plan_code)');
+SELECT has_index('customer', 'fct_customer_plan_monthly_status', 'idx_plan_snapshot_month_product',
+    ARRAY['snapshot_month', 'product_line_code'],
+    'idx_plan_snapshot_month_product is on (snapshot_month, product_line_code)');
+SELECT has_index('customer', 'fct_customer_plan_monthly_status', 'idx_plan_snapshot_month_brin', ARRAY['snapshot_month'],
+    'idx_plan_snapshot_month_brin is on (snapshot_month)');
+SELECT has_index('customer', 'fct_customer_plan_monthly_status', 'idx_plan_snapshot_strategic', ARRAY['snapshot_month'],
+    'idx_plan_snapshot_strategic is on (snapshot_month)');
+SELECT index_is_type('customer', 'fct_customer_plan_monthly_status', 'idx_plan_snapshot_month_brin', 'brin',
+    'idx_plan_snapshot_month_brin is a BRIN index');
+SELECT set_eq(
+    $$SELECT ci.relname::text, pg_catalog.pg_get_expr(x.indpred, x.indrelid)
+        FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class ci ON ci.oid = x.indexrelid
+       WHERE x.indrelid = 'customer.fct_customer_plan_monthly_status'::regclass
+         AND x.indpred IS NOT NULL$$,
+    $$VALUES ('idx_plan_snapshot_strategic', 'is_strategic')$$,
+    'idx_plan_snapshot_strategic (WHERE is_strategic) is the only partial index of the plan snapshot');
+
+-- ======================================================= behaviour
+INSERT INTO customer."年金客户" (company_id, "客户名称") VALUES ('PGTAP_C1', 'pgTAP company 1');
+
+SELECT lives_ok(
+    $$INSERT INTO customer.fct_customer_business_monthly_status
+          (snapshot_month, company_id, product_line_code, product_line_name)
+      VALUES ('2025-02-28', 'PGTAP_C1', 'PL201', '企年投资')$$,
+    'business snapshot: a minimal month-end row is accepted');
+SELECT results_eq(
+    $$SELECT is_strategic, is_existing, is_new, is_winning_this_year, is_churned_this_year,
+             aum_balance, plan_count, updated_at
+        FROM customer.fct_customer_business_monthly_status
+       WHERE company_id = 'PGTAP_C1'$$,
+    $$VALUES (false, false, false, false, false, 0::numeric, 0, now())$$,
+    'business snapshot: defaults fill the flags, aum_balance, plan_count and updated_at');
+SELECT lives_ok(
+    $$INSERT INTO customer.fct_customer_business_monthly_status
+          (snapshot_month, company_id, product_line_code, product_line_name)
+      VALUES ('2025-03-31', 'PGTAP_C1', 'PL201', '企年投资'),
+             ('2025-02-28', 'PGTAP_C1', 'PL202', '企年受托')$$,
+    'business snapshot: another month or product line of the same company is accepted');
+SELECT lives_ok(
+    $$INSERT INTO customer.fct_customer_plan_monthly_status
+          (snapshot_month, company_id, plan_code, product_line_code, product_line_name)
+      VALUES ('2025-02-28', 'PGTAP_C1', 'PGTAP_P1', 'PL201', '企年投资'),
+             ('2025-02-28', 'PGTAP_C1', 'PGTAP_P2', 'PL201', '企年投资')$$,
+    'plan snapshot: two plans of one company and product line in one month are accepted');
+SELECT results_eq(
+    $$SELECT plan_code::text, is_strategic, is_existing, is_new, is_winning_this_year,
+             is_churned_this_year, aum_balance, updated_at
+        FROM customer.fct_customer_plan_monthly_status
+       WHERE company_id = 'PGTAP_C1' ORDER BY plan_code$$,
+    $$VALUES ('PGTAP_P1', false, false, false, false, false, 0::numeric, now()),
+             ('PGTAP_P2', false, false, false, false, false, 0::numeric, now())$$,
+    'plan snapshot: defaults fill the flags, aum_balance and updated_at');
+
+-- ======================================================= error codes
+SELECT throws_ok(
+    $$INSERT INTO customer.fct_customer_business_monthly_status
+          (snapshot_month, company_id, product_line_code, product_line_name)
+      VALUES ('2025-02-27', 'PGTAP_C1', 'PL203', '职年受托')$$,
+    '23514', 'new row for relation "fct_customer_business_monthly_status" violates check constraint "ck_snapshot_month_end"',
+    'business snapshot: a snapshot_month that is not a month-end is rejected (check_violation)');
+SELECT throws_ok(
+    $$INSERT INTO customer.fct_customer_business_monthly_status
+          (snapshot_month, company_id, product_line_code, product_line_name)
+      VALUES ('2025-03-01', 'PGTAP_C1', 'PL203', '职年受托')$$,
+    '23514', 'new row for relation "fct_customer_business_monthly_status" violates check constraint "ck_snapshot_month_end"',
+    'business snapshot: a month start is rejected (check_violation)');
+SELECT throws_ok(
+    $$INSERT INTO customer.fct_customer_business_monthly_status
+          (snapshot_month, company_id, product_line_code, product_line_name)
+      VALUES ('2025-02-28', 'PGTAP_C1', 'PL201', '企年投资')$$,
+    '23505', 'duplicate key value violates unique constraint "fct_customer_business_monthly_status_pkey"',
+    'business snapshot: a second row for (month, company, product line) is rejected (unique_violation)');
+SELECT throws_ok(
+    $$INSERT INTO customer.fct_customer_business_monthly_status
+          (snapshot_month, company_id, product_line_code, product_line_name)
+      VALUES ('2025-02-28', 'PGTAP_NO_SUCH_COMPANY', 'PL201', '企年投资')$$,
+    '23503', 'insert or update on table "fct_customer_business_monthly_status" violates foreign key constraint "fk_snapshot_company"',
+    'business snapshot: an unknown company is rejected (foreign_key_violation)');
+SELECT throws_ok(
+    $$INSERT INTO customer.fct_customer_business_monthly_status
+          (snapshot_month, company_id, product_line_code, product_line_name)
+      VALUES ('2025-02-28', 'PGTAP_C1', 'PL999', 'n/a')$$,
+    '23503', 'insert or update on table "fct_customer_business_monthly_status" violates foreign key constraint "fk_snapshot_product_line"',
+    'business snapshot: an unknown product line is rejected (foreign_key_violation)');
+SELECT throws_ok(
+    $$INSERT INTO customer.fct_customer_business_monthly_status
+          (snapshot_month, company_id, product_line_code, product_line_name, aum_balance)
+      VALUES ('2025-04-30', 'PGTAP_C1', 'PL201', '企年投资', NULL)$$,
+    '23502', NULL,
+    'business snapshot: a NULL aum_balance is rejected (not_null_violation)');
+SELECT throws_ok(
+    $$INSERT INTO customer.fct_customer_plan_monthly_status
+          (snapshot_month, company_id, plan_code, product_line_code, product_line_name)
+      VALUES ('2025-02-15', 'PGTAP_C1', 'PGTAP_P3', 'PL201', '企年投资')$$,
+    '23514', 'new row for relation "fct_customer_plan_monthly_status" violates check constraint "ck_plan_snapshot_month_end"',
+    'plan snapshot: a snapshot_month that is not a month-end is rejected (check_violation)');
+SELECT throws_ok(
+    $$INSERT INTO customer.fct_customer_plan_monthly_status
+          (snapshot_month, company_id, plan_code, product_line_code, product_line_name)
+      VALUES ('2025-02-28', 'PGTAP_C1', 'PGTAP_P1', 'PL201', '企年投资')$$,
+    '23505', 'duplicate key value violates unique constraint "fct_customer_plan_monthly_status_pkey"',
+    'plan snapshot: a second row for (month, company, plan, product line) is rejected (unique_violation)');
+SELECT throws_ok(
+    $$INSERT INTO customer.fct_customer_plan_monthly_status
+          (snapshot_month, company_id, plan_code, product_line_code, product_line_name)
+      VALUES ('2025-02-28', 'PGTAP_NO_SUCH_COMPANY', 'PGTAP_P1', 'PL201', '企年投资')$$,
+    '23503', 'insert or update on table "fct_customer_plan_monthly_status" violates foreign key constraint "fk_plan_snapshot_company"',
+    'plan snapshot: an unknown company is rejected (foreign_key_violation)');
+SELECT throws_ok(
+    $$INSERT INTO customer.fct_customer_plan_monthly_status
+          (snapshot_month, company_id, plan_code, product_line_code, product_line_name)
+      VALUES ('2025-02-28', 'PGTAP_C1', 'PGTAP_P1', 'PL999', 'n/a')$$,
+    '23503', 'insert or update on table "fct_customer_plan_monthly_status" violates foreign key constraint "fk_plan_snapshot_product_line"',
+    'plan snapshot: an unknown product line is rejected (foreign_key_violation)');
+SELECT throws_ok(
+    $$DELETE FROM customer."年金客户" WHERE company_id = 'PGTAP_C1'$$,
+    '23503', NULL,
+    'a company with snapshot rows cannot be deleted (foreign_key_violation)');
+
+SELECT * FROM finish();
+ROLLBACK;
