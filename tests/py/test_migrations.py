@@ -206,3 +206,23 @@ def test_unknown_revision_is_one_line(database_url: str) -> None:
     assert result.exit_code == 1
     assert result.output.startswith("Error: upgrade to nope failed")
     assert "Traceback" not in result.output
+
+
+def test_plain_alembic_uses_the_same_resolution(database_url: str) -> None:
+    """Operators may run Alembic itself; -x database_url=… (or $CMDM_DATABASE_URL) works."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from cmdm_admin.project import project_dir
+
+    alembic = Path(sys.executable).parent / "alembic"
+    run = subprocess.run(
+        [str(alembic), "-x", f"database_url={database_url}", "upgrade", "head"],
+        cwd=project_dir(),
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    assert migrate.current_revision(database_url) == migrate.head_revision()
+    assert tables(database_url) >= OUTPUT_TABLES
