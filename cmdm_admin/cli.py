@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from cmdm_admin import __version__
@@ -30,9 +31,9 @@ class CmdmGroup(TyperGroup):
         except CmdmError as exc:
             if _debug_enabled(ctx):
                 raise
-            err_console.print(f"[bold red]Error:[/] {exc.message}", soft_wrap=True)
-            if exc.hint:
-                err_console.print(f"[dim]Hint: {exc.hint}[/]", soft_wrap=True)
+            # One line: what is wrong, then how to fix it.
+            hint = f"[dim]; {escape(exc.hint)}[/]" if exc.hint else ""
+            err_console.print(f"[bold red]Error:[/] {escape(exc.message)}{hint}", soft_wrap=True)
             raise typer.Exit(1) from None
 
 
