@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -279,6 +280,35 @@ def migrate_current(database_url: DatabaseUrl = None, as_json: JsonOutput = Fals
     else:
         state = "up to date" if current == head else "behind head"
         console.print(f"{current or 'base'} (head: {head}; {state})")
+
+
+# -- cmdm validate-rules ---------------------------------------------------------------
+
+
+RulesDir = Annotated[
+    Path | None,
+    typer.Option("--rules-dir", help="Folder of the rule files. Default: rules/ of the checkout."),
+]
+
+
+@app.command("validate-rules")
+def validate_rules(rules_dir: RulesDir = None) -> None:
+    """Check rules/*.yml and print every problem at once, each with file:line:column.
+
+    Example: cmdm validate-rules --rules-dir rules/
+    """
+    from cmdm_admin.loader import RulesInvalid, format_issue, load_rules, summary
+    from cmdm_admin.project import project_dir
+
+    try:
+        ruleset = load_rules(rules_dir or project_dir() / "rules")
+    except RulesInvalid as invalid:
+        for issue in invalid.errors:
+            err_console.print(f"[red]{escape(format_issue(issue))}[/]", soft_wrap=True)
+        count = len(invalid.errors)
+        err_console.print(f"[bold red]Error:[/] {count} problem{'s' * (count != 1)} in the rules")
+        raise typer.Exit(1) from None
+    console.print(f"[green]{escape(summary(ruleset))}[/]")
 
 
 def main() -> None:

@@ -232,6 +232,8 @@ def _text(value: Any) -> str:
     text = _string(value)
     if not text.strip():
         raise rule_error("must not be empty")
+    if "\x00" in text:
+        raise rule_error("must not contain a NUL character")
     return text
 
 
@@ -646,15 +648,17 @@ class RuleSet(_Model):
     def status_order(self) -> tuple[str, ...]:
         """Every status, each after the statuses it reads; otherwise in definition order."""
         order: dict[str, None] = {}
-
-        def visit(name: str, path: tuple[str, ...]) -> None:
-            if name in order or name in path:  # the loader rejects cycles
-                return
-            for dep in self.dependencies(name):
-                if dep in self.statuses:
-                    visit(dep, (*path, name))
-            order[name] = None
-
-        for name in self.statuses:
-            visit(name, ())
+        for root in self.statuses:
+            stack = [(root, iter(self.dependencies(root)))]
+            on_path = {root}
+            while stack:
+                name, pending = stack[-1]
+                dep = next(pending, None)
+                if dep is None:
+                    stack.pop()
+                    on_path.discard(name)
+                    order.setdefault(name, None)
+                elif dep in self.statuses and dep not in order and dep not in on_path:
+                    on_path.add(dep)  # a cycle (rejected by the loader) is cut here
+                    stack.append((dep, iter(self.dependencies(dep))))
         return tuple(order)
