@@ -1,5 +1,5 @@
 # One entry point for every task. `make test` is what CI runs (.ci/run).
-.PHONY: help bootstrap test lint format db-start db-stop clean
+.PHONY: help bootstrap test demo lint format db-start db-stop clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -9,6 +9,9 @@ bootstrap:  ## install Debian packages (if missing) and the .venv
 
 test:  ## everything: ruff, pytest, pgTAP, against a throwaway PostgreSQL 15 cluster
 	scripts/test.sh
+
+demo: bootstrap  ## the main job: cluster, migrate, load demo data month by month, print the result
+	scripts/demo.sh
 
 lint: bootstrap  ## ruff check + format check
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .

@@ -54,8 +54,14 @@ db_app = typer.Typer(
     cls=CmdmGroup, help="The embedded PostgreSQL cluster in .cmdm/.", no_args_is_help=True
 )
 migrate_app = typer.Typer(cls=CmdmGroup, help="Schema migrations (Alembic).", no_args_is_help=True)
+demo_app = typer.Typer(
+    cls=CmdmGroup,
+    help="Synthetic annuity data, generated deterministically and loaded as an ETL would.",
+    no_args_is_help=True,
+)
 app.add_typer(db_app, name="db")
 app.add_typer(migrate_app, name="migrate")
+app.add_typer(demo_app, name="demo")
 
 DatabaseUrl = Annotated[
     str | None,
@@ -309,6 +315,130 @@ def validate_rules(rules_dir: RulesDir = None) -> None:
         err_console.print(f"[bold red]Error:[/] {count} problem{'s' * (count != 1)} in the rules")
         raise typer.Exit(1) from None
     console.print(f"[green]{escape(summary(ruleset))}[/]")
+
+
+# -- cmdm demo / overview ---------------------------------------------------------------
+
+Companies = Annotated[int, typer.Option(help="Number of companies.")]
+Months = Annotated[int, typer.Option(help="Number of months to generate.")]
+Seed = Annotated[int, typer.Option(help="Random seed: the same seed gives the same data.")]
+Start = Annotated[str, typer.Option(help="First month (2024-01, 202401 or 2024-01-31).")]
+
+
+def _demo_spec(companies: int, months: int, seed: int, start: str):
+    from cmdm_admin.demo import DemoSpec
+    from cmdm_admin.periods import parse_period
+
+    return DemoSpec(companies=companies, months=months, seed=seed, start=parse_period(start))
+
+
+@demo_app.command("load")
+def demo_load(
+    companies: Companies = 2000,
+    months: Months = 24,
+    seed: Seed = 7,
+    start: Start = "2024-01",
+    database_url: DatabaseUrl = None,
+    as_json: JsonOutput = False,
+) -> None:
+    """Load customers, then each month in order, one transaction per month (COPY).
+
+    A month loaded before is replaced, so running it again is safe.
+
+    Example: cmdm demo load --companies 500 --months 12 --seed 1
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from cmdm_admin.db import connect, resolve_database_url
+    from cmdm_admin.demo import load_demo
+    from cmdm_admin.periods import label
+
+    spec = _demo_spec(companies, months, seed, start)
+    url = resolve_database_url(database_url)
+    with (
+        connect(url) as conn,
+        Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            disable=as_json,
+        ) as progress,
+    ):
+        task = progress.add_task("loading months", total=spec.months)
+
+        def advance(loaded) -> None:
+            progress.update(task, advance=1, description=f"loaded {label(loaded.month)}")
+
+        loaded = load_demo(conn, spec, advance)
+    if as_json:
+        emit_json([{"month": m.month, "facts": m.facts, "replaced": m.replaced} for m in loaded])
+        return
+    total = sum(m.facts for m in loaded)
+    replaced = sum(1 for m in loaded if m.replaced)
+    console.print(
+        f"[green]loaded[/] {len(loaded)} months, {total:,} fact rows"
+        + (f" ({replaced} months replaced an earlier load)" if replaced else "")
+    )
+
+
+@demo_app.command("generate")
+def demo_generate(
+    out: Annotated[Path, typer.Option(help="Folder to write the CSV files to.")],
+    companies: Companies = 2000,
+    months: Months = 24,
+    seed: Seed = 7,
+    start: Start = "2024-01",
+) -> None:
+    """Write the generated data as CSV files (UTF-8, header row) without a database.
+
+    Example: cmdm demo generate --out /tmp/demo --companies 100 --months 6
+    """
+    from cmdm_admin.demo import write_csv
+
+    spec = _demo_spec(companies, months, seed, start)
+    files = write_csv(spec, out)
+    console.print(f"[green]wrote[/] {len(files)} files to {out}")
+
+
+@app.command("overview")
+def overview(database_url: DatabaseUrl = None, as_json: JsonOutput = False) -> None:
+    """What the database holds: customers, and per loaded month facts, keys, AUM, events.
+
+    Example: cmdm overview --json
+    """
+    from dataclasses import asdict
+
+    from rich.table import Table
+
+    from cmdm_admin.db import connect, resolve_database_url
+    from cmdm_admin.overview import input_overview
+    from cmdm_admin.periods import label
+
+    with connect(resolve_database_url(database_url)) as conn:
+        data = input_overview(conn)
+    if as_json:
+        emit_json(asdict(data))
+        return
+    table = Table(title="Inputs per loaded month", title_justify="left")
+    for column in ("month", "fact rows", "contract keys", "companies", "AUM (亿)", "中标", "流失"):
+        table.add_column(column, justify="left" if column == "month" else "right")
+    for m in data.months:
+        table.add_row(
+            label(m.month),
+            f"{m.fact_rows:,}",
+            f"{m.contract_keys:,}",
+            f"{m.companies:,}",
+            f"{m.aum / 100_000_000:,.2f}",
+            str(m.awards),
+            str(m.losses),
+        )
+    console.print(table)
+    console.print(
+        f"{data.customers:,} customers, {data.product_lines} product lines, "
+        f"{len(data.months)} loaded months"
+    )
 
 
 def main() -> None:

@@ -35,13 +35,15 @@ schema; none of them commits: the caller owns the transaction (one per month, li
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import math
 import random
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
@@ -566,3 +568,54 @@ def delete_month(conn: psycopg.Connection, month: date) -> int:
     with conn.cursor() as cur:
         cur.execute(statement, (first, add_months(first, 1)))
         return cur.rowcount
+
+
+@dataclass(frozen=True)
+class LoadedMonth:
+    month: date
+    facts: int
+    replaced: int  # fact rows of an earlier load of the same month, deleted first
+
+
+def load_demo(
+    conn: psycopg.Connection,
+    spec: DemoSpec,
+    on_month: Callable[[LoadedMonth], None] | None = None,
+) -> list[LoadedMonth]:
+    """Load the customers, then every month in order, as an ETL does: one transaction per
+    month. A month loaded before is replaced (its facts deleted, then copied again), so
+    loading the same spec twice is safe."""
+    loaded = []
+    with conn.transaction():
+        load_customers(conn, spec)
+    for demo_month in iter_months(spec):
+        with conn.transaction():
+            replaced = delete_month(conn, demo_month.month)
+            facts = copy_month(conn, demo_month)
+        result = LoadedMonth(demo_month.month, facts, replaced)
+        loaded.append(result)
+        if on_month is not None:
+            on_month(result)
+    return loaded
+
+
+def write_csv(spec: DemoSpec, folder: Path) -> list[Path]:
+    """Write customers, then facts, awards and losses per month, as CSV files with a
+    header row; returns the files written."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def write(name: str, header: Sequence[str], rows: Iterable[Sequence[object]]) -> Path:
+        path = folder / name
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            writer.writerows(rows)
+        return path
+
+    files = [write("年金客户.csv", CUSTOMER_COLUMNS, customers(spec))]
+    for demo_month in iter_months(spec):
+        stem = f"{demo_month.month:%Y-%m}"
+        files.append(write(f"规模明细_{stem}.csv", FACT_COLUMNS, demo_month.facts))
+        files.append(write(f"当年中标_{stem}.csv", EVENT_COLUMNS, demo_month.awards))
+        files.append(write(f"当年流失_{stem}.csv", EVENT_COLUMNS, demo_month.losses))
+    return files

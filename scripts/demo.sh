@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The main job, from zero: install what is missing, start the embedded PostgreSQL 15
+# cluster in .cmdm/, migrate it, load demo data month by month (one COPY transaction per
+# month, as an ETL does) and print what the database holds. Safe to run again: a month
+# loaded before is replaced. Scale: DEMO_COMPANIES, DEMO_MONTHS, DEMO_SEED.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/bootstrap.sh
+export PATH="$PWD/.venv/bin:$PATH"
+
+say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+
+say "embedded PostgreSQL 15"
+cmdm db start
+say "migrations"
+cmdm migrate upgrade
+say "loading demo data"
+cmdm demo load --companies "${DEMO_COMPANIES:-2000}" --months "${DEMO_MONTHS:-24}" \
+    --seed "${DEMO_SEED:-7}"
+say "what the database holds"
+cmdm overview
+cat <<'NEXT'
+
+Next:  psql "$(.venv/bin/cmdm db url)"        query the tables yourself
+       .venv/bin/cmdm --help                   every command
+       make db-stop                            stop the cluster (data stays in .cmdm/)
+NEXT
