@@ -1,0 +1,160 @@
+"""cmdm benchmark: generate the standard history (20,000 companies × 36 months by default),
+load it month by month into a fresh database of the embedded cluster (or --database-url's
+server), and print per-month figures next to their floors.
+
+Today it measures the load (COPY, one transaction per month) and the floors the sync and
+snapshot issues compare against; their own timings join the table as they land:
+
+    sync floor     INSERT INTO <unlogged> SELECT company_id, 计划代码, 产品线代码, SUM(期末资产规模)
+                   … WHERE the month … GROUP BY 1, 2, 3
+    snapshot floor INSERT INTO <logged copy of the product-line snapshot table, same indexes>
+                   SELECT company_id, 产品线代码, SUM(…), COUNT(DISTINCT 计划代码) … GROUP BY 1, 2
+
+Run: make bench  (or .venv/bin/python bench/run.py --companies 2000 --months 12)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+from cmdm_admin import migrate
+from cmdm_admin.db import connect, resolve_database_url
+from cmdm_admin.demo import DemoSpec, copy_month, iter_months, load_customers
+from cmdm_admin.errors import CmdmError
+from cmdm_admin.periods import label
+
+REPORTED = (1, 12, 24, 36)
+
+SYNC_FLOOR = """
+INSERT INTO bench_sync_floor
+SELECT company_id, "计划代码", "产品线代码", sum("期末资产规模")
+  FROM business."规模明细"
+ WHERE "月度" >= %(start)s AND "月度" < %(next)s
+ GROUP BY 1, 2, 3
+"""
+SNAPSHOT_FLOOR = """
+INSERT INTO bench_snapshot_floor (snapshot_month, company_id, product_line_code,
+                                  product_line_name, aum_balance, plan_count)
+SELECT %(end)s, company_id, "产品线代码", '', sum("期末资产规模"), count(DISTINCT "计划代码")
+  FROM business."规模明细"
+ WHERE "月度" >= %(start)s AND "月度" < %(next)s
+   AND company_id IS NOT NULL AND "产品线代码" IS NOT NULL
+ GROUP BY 1, 2, 3
+"""
+
+
+@dataclass
+class MonthFigures:
+    index: int
+    month: date
+    facts: int
+    load_s: float
+    sync_floor_s: float
+    snapshot_floor_s: float
+
+
+def with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+def timed(conn: psycopg.Connection, statement: str, params: dict) -> float:
+    started = time.perf_counter()
+    with conn.transaction():
+        conn.execute(statement, params)
+    return time.perf_counter() - started
+
+
+def run(spec: DemoSpec, server_url: str, keep: bool) -> list[MonthFigures]:
+    name = f"cmdm_bench_{uuid.uuid4().hex[:8]}"
+    with connect(with_database(server_url, "postgres"), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = with_database(server_url, name)
+    figures = []
+    try:
+        migrate.upgrade(url)
+        with connect(url) as conn:
+            conn.execute(
+                "CREATE UNLOGGED TABLE bench_sync_floor "
+                "(company_id text, plan_code text, product_line_code text, aum numeric)"
+            )
+            # A logged copy of the snapshot table with the same indexes (no FKs: the
+            # floor measures aggregation and index maintenance, not reference checks).
+            conn.execute(
+                "CREATE TABLE bench_snapshot_floor (LIKE "
+                "customer.fct_customer_business_monthly_status INCLUDING DEFAULTS "
+                "INCLUDING INDEXES)"
+            )
+            with conn.transaction():
+                load_customers(conn, spec)
+            for index, demo_month in enumerate(iter_months(spec), start=1):
+                started = time.perf_counter()
+                with conn.transaction():
+                    facts = copy_month(conn, demo_month)
+                load_s = time.perf_counter() - started
+                conn.execute('ANALYZE business."规模明细"') if index in (1, 2) else None
+                first = demo_month.month
+                nxt = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+                params = {"start": first, "next": nxt, "end": date.fromordinal(nxt.toordinal() - 1)}
+                figures.append(
+                    MonthFigures(
+                        index,
+                        first,
+                        facts,
+                        load_s,
+                        timed(conn, SYNC_FLOOR, params),
+                        timed(conn, SNAPSHOT_FLOOR, params),
+                    )
+                )
+                print(f"\rloaded {label(first)} ({index}/{spec.months})", end="", file=sys.stderr)
+        print(file=sys.stderr)
+    finally:
+        if not keep:
+            with connect(with_database(server_url, "postgres"), autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return figures
+
+
+def report(figures: list[MonthFigures], spec: DemoSpec) -> None:
+    print(f"\ncmdm bench: {spec.companies:,} companies × {spec.months} months (seed {spec.seed})")
+    columns = [("month", 5), ("period", 8), ("facts", 8), ("load s", 8)]
+    columns += [("sync floor s", 13), ("snap floor s", 13), ("µs/row floor", 13)]
+    header = " ".join(f"{name:>{width}}" for name, width in columns)
+    print(header)
+    print("-" * len(header))
+    for f in figures:
+        if f.index in REPORTED or f.index == len(figures):
+            print(
+                f"{f.index:>5} {label(f.month):>8} {f.facts:>8,} {f.load_s:>8.3f} "
+                f"{f.sync_floor_s:>13.3f} {f.snapshot_floor_s:>13.3f} "
+                f"{1e6 * f.sync_floor_s / f.facts:>13.2f}"
+            )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--companies", type=int, default=20_000)
+    parser.add_argument("--months", type=int, default=36)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--database-url", help="server to use (a new database is created on it)")
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    args = parser.parse_args()
+    try:
+        spec = DemoSpec(companies=args.companies, months=args.months, seed=args.seed)
+        figures = run(spec, resolve_database_url(args.database_url), args.keep)
+    except CmdmError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    report(figures, spec)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
