@@ -297,24 +297,66 @@ RulesDir = Annotated[
 ]
 
 
+CatalogUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="Also check tables, columns and types against this database (no default: "
+        "without it only the files are checked).",
+        show_default=False,
+    ),
+]
+
+
 @app.command("validate-rules")
-def validate_rules(rules_dir: RulesDir = None) -> None:
+def validate_rules(rules_dir: RulesDir = None, database_url: CatalogUrl = None) -> None:
     """Check rules/*.yml and print every problem at once, each with file:line:column.
 
-    Example: cmdm validate-rules --rules-dir rules/
+    With --database-url, also check the tables and columns the rules name against it.
+
+    Example: cmdm validate-rules --rules-dir rules/ --database-url postgresql://me@db/cmdm
     """
-    from cmdm_admin.loader import RulesInvalid, format_issue, load_rules, summary
+    from typing import NoReturn
+
+    from cmdm_admin.loader import RuleIssue, RulesInvalid, format_issue, load_rules, summary
     from cmdm_admin.project import project_dir
+
+    def fail(issues: list[RuleIssue]) -> NoReturn:
+        for issue in issues:
+            err_console.print(f"[red]{escape(format_issue(issue))}[/]", soft_wrap=True)
+        count = len(issues)
+        err_console.print(f"[bold red]Error:[/] {count} problem{'s' * (count != 1)} in the rules")
+        raise typer.Exit(1) from None
 
     try:
         ruleset = load_rules(rules_dir or project_dir() / "rules")
     except RulesInvalid as invalid:
-        for issue in invalid.errors:
-            err_console.print(f"[red]{escape(format_issue(issue))}[/]", soft_wrap=True)
-        count = len(invalid.errors)
-        err_console.print(f"[bold red]Error:[/] {count} problem{'s' * (count != 1)} in the rules")
-        raise typer.Exit(1) from None
-    console.print(f"[green]{escape(summary(ruleset))}[/]")
+        fail(invalid.errors)
+    if database_url is None:
+        console.print(f"[green]{escape(summary(ruleset))}[/]")
+        return
+
+    import psycopg
+
+    from cmdm_admin.catalog import check_against_catalog
+    from cmdm_admin.db import connect, first_line, mask_url
+    from cmdm_admin.errors import DatabaseError
+
+    conn = connect(database_url)
+    try:
+        issues = check_against_catalog(ruleset, conn)
+    except psycopg.Error as exc:
+        raise DatabaseError(
+            f"cannot read the catalog of {mask_url(database_url)}: {first_line(exc)}"
+        ) from exc
+    finally:
+        conn.close()
+    if issues:
+        fail(issues)
+    console.print(
+        f"[green]{escape(summary(ruleset))} — matches the catalog of "
+        f"{escape(mask_url(database_url))}[/]"
+    )
 
 
 # -- cmdm demo / overview ---------------------------------------------------------------

@@ -169,6 +169,33 @@ def summary(ruleset: RuleSet) -> str:
     )
 
 
+def locate(
+    ruleset: RuleSet, path: KeyPath, on: Literal["key", "value"] = "value"
+) -> tuple[str, int | None, int | None]:
+    """`(file, line, column)` of the value (or key) at `path` in the rules, e.g.
+    `("rules/config.yml", 18, 12)` for `("sources", "award", "table")`; a path that was not
+    read (a default) gives the place of its nearest parent. For checks made after loading,
+    such as the catalog check: their issues point where the loader's own would."""
+    if not ruleset._positions:  # built by hand, not by the loader: read its texts once
+        ruleset._positions = _reparse_positions(ruleset)
+    positions = ruleset._positions
+    for end in range(len(path), -1, -1):
+        found = positions.get(tuple(path[:end]))
+        if found is not None:
+            file, value, key = found
+            line, column = key if on == "key" and key is not None else value
+            return file, line, column
+    return ruleset.origin, None, None
+
+
+def issue_at(
+    ruleset: RuleSet, path: KeyPath, message: str, on: Literal["key", "value"] = "value"
+) -> RuleIssue:
+    """A `RuleIssue` about the key path `path` of a loaded rule set, located by `locate`."""
+    file, line, column = locate(ruleset, path, on)
+    return RuleIssue(file, line, column, _format_path(path), message)
+
+
 # --- reading YAML with positions ----------------------------------------------------------
 
 
@@ -516,7 +543,7 @@ class _Loader:
         if self.issues:
             raise RulesInvalid(self.sorted_issues())
         assert self.contract is not None
-        return RuleSet(
+        ruleset = RuleSet(
             config=self.config,
             sources=self.sources,
             contract=self.contract,
@@ -524,6 +551,8 @@ class _Loader:
             files={f.name: f.text for f in self.files},
             origin=self.origin,
         )
+        ruleset._positions = _position_map(self.owner)
+        return ruleset
 
     def sorted_issues(self) -> list[RuleIssue]:
         order = {f.display: i for i, f in enumerate(self.files)}
@@ -1005,3 +1034,26 @@ def _display(path: Path) -> str:
 
 def _os_reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
+
+
+_PositionMap = dict[KeyPath, tuple[str, Position, Position | None]]
+
+
+def _position_map(owner: Mapping[str, _File]) -> _PositionMap:
+    """Every recorded key path of each section, with the file that defines the section."""
+    return {
+        path: (file.display, spot.value, spot.key)
+        for section, file in owner.items()
+        for path, spot in file.spots.items()
+        if path[:1] == (section,)
+    }
+
+
+def _reparse_positions(ruleset: RuleSet) -> _PositionMap:
+    """Positions of a rule set that was not built by the loader, from its file texts."""
+    loader = _Loader(ruleset.origin)
+    for name in ruleset.files:
+        file = _File(name, ruleset.origin + name, ruleset.files[name])
+        loader.files.append(file)
+        loader.parse(file)
+    return _position_map(loader.owner)

@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    PrivateAttr,
     StrictBool,
     ValidationInfo,
     field_validator,
@@ -614,6 +615,12 @@ class RuleSet(_Model):
     files: dict[str, str] = Field(default_factory=dict, repr=False)
     #: Where the rules were read from, for messages (e.g. 'rules/').
     origin: str = "rules/"
+    #: Where each key path of the sections was read: (file, (line, column) of the value,
+    #: (line, column) of the key or None). Filled by the loader; read it through
+    #: `cmdm_admin.loader.locate`.
+    _positions: dict[tuple[str | int, ...], tuple[str, tuple[int, int], tuple[int, int] | None]] = (
+        PrivateAttr(default_factory=dict)
+    )
 
     def resolve(self, value: int | float | ConfigRef) -> int | float:
         """A number, or the config value a `{config: name}` names."""
