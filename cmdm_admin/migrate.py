@@ -18,7 +18,10 @@ from cmdm_admin.db import first_line, mask_url, sqlalchemy_url
 from cmdm_admin.errors import CmdmError, DatabaseError, MigrationError
 from cmdm_admin.project import project_dir
 
+# Not in schema cmdm: `downgrade base` drops that schema, and Alembic writes the version
+# table after the last downgrade step.
 VERSION_TABLE = "cmdm_alembic_version"
+VERSION_TABLE_SCHEMA = "public"
 
 
 def alembic_config(database_url: str) -> Config:

@@ -14,9 +14,7 @@ from sqlalchemy import create_engine, pool, text
 
 from cmdm_admin.db import resolve_database_url, sqlalchemy_url
 from cmdm_admin.grants import apply_roles_and_grants
-
-VERSION_TABLE = "cmdm_alembic_version"
-VERSION_TABLE_SCHEMA = "public"
+from cmdm_admin.migrate import VERSION_TABLE, VERSION_TABLE_SCHEMA
 
 config = context.config
 
