@@ -70,6 +70,15 @@ REVOKE ALL ON ALL TABLES IN SCHEMA cmdm FROM PUBLIC, cmdm_etl, cmdm_reader;
 GRANT SELECT ON cmdm.hook_run, cmdm.rejected_fact, cmdm.hook_domain, cmdm.post_etl_hook
    TO cmdm_etl;
 
+-- The generated functions keep per-call scratch tables in pg_temp (dropped at commit), so
+-- the role they run as needs TEMPORARY on this database, whatever PUBLIC has.
+DO $temporary$
+BEGIN
+    EXECUTE pg_catalog.format('GRANT TEMPORARY ON DATABASE %I TO cmdm_owner',
+                              pg_catalog.current_database());
+END
+$temporary$;
+
 -- Functions: PUBLIC executes nothing of ours, now or later.
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA cmdm FROM PUBLIC;
 ALTER DEFAULT PRIVILEGES FOR ROLE cmdm_owner REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;

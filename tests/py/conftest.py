@@ -75,3 +75,24 @@ def cluster_home() -> Iterator[Path]:
         for leftover in sorted(home.rglob("*"), reverse=True):
             leftover.unlink() if not leftover.is_dir() else leftover.rmdir()
         home.rmdir()
+
+
+@pytest.fixture
+def rules_url(migrated_url: str) -> str:
+    """A new database at head with the default rules' functions in place.
+
+    Once a rules revision is committed under migrations/versions the head already has them;
+    until then (and for rules that differ from the committed ones) the rendered SQL is
+    applied directly.
+    """
+    from cmdm_admin.loader import load_rules
+    from cmdm_admin.render import render_rules
+
+    with psycopg.connect(migrated_url, autocommit=True) as conn:
+        present = conn.execute(
+            "SELECT to_regprocedure('customer.sync_contract_status(date)') IS NOT NULL"
+        ).fetchone()[0]
+        if not present:
+            rendered = render_rules(load_rules(project_dir() / "rules"))
+            conn.execute(rendered.sql)
+    return migrated_url

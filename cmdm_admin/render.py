@@ -1,0 +1,313 @@
+"""Render `sql/functions/*.sql.j2` and `sql/triggers/*.sql.j2` from a validated `RuleSet`.
+
+Decisions live here and in `cmdm_admin.compiler`; the templates only place the fragments
+they are handed. Rendering is deterministic: the same rules and templates give the same
+bytes, and the sha256 of those bytes identifies a deploy (`Rendered.sha256`). Each object
+carries that hash in its banner and in its COMMENT, so a database tells which rules it runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from cmdm_admin.compiler import (
+    AnnualScope,
+    ContractScope,
+    FactScope,
+    compile_rule,
+    ident,
+    literal,
+    qualified,
+    source_key_columns,
+    text_literal,
+)
+from cmdm_admin.errors import CmdmError
+from cmdm_admin.project import project_dir
+from cmdm_admin.rules import GRAIN_KEYS, RuleSet
+
+#: Template folders under sql/, in render order (functions before the triggers using them).
+TEMPLATE_FOLDERS = ("functions", "triggers")
+TEMPLATE_SUFFIX = ".sql.j2"
+
+#: Columns of the data contract (DESIGN §3) that the rules do not name.
+PORTFOLIO_COLUMN = "组合代码"
+
+#: The row customer.sync_contract_status returns.
+SYNC_RESULT_COLUMNS = (
+    ("period", "date"),
+    ("keys_seen", "bigint"),
+    ("keys_changed", "bigint"),
+    ("keys_unchanged", "bigint"),
+    ("versions_opened", "bigint"),
+    ("versions_closed", "bigint"),
+    ("versions_removed", "bigint"),
+    ("versions_reflagged", "bigint"),
+    ("rejected_null_key", "bigint"),
+    ("rejected_unknown_product_line", "bigint"),
+    ("rejected_unknown_company", "bigint"),
+    ("changed_until", "date"),
+)
+
+_IDENTITY = re.compile(
+    r"^CREATE OR REPLACE (FUNCTION|PROCEDURE) ([\w.\"]+)\((.*?)\)$", re.MULTILINE
+)
+
+
+class RenderError(CmdmError):
+    """A template cannot be rendered (a template bug, named with its file)."""
+
+
+@dataclass(frozen=True)
+class RenderedObject:
+    """One template's output: a routine (and, for triggers, the CREATE TRIGGER with it)."""
+
+    template: str  # path relative to the project, e.g. sql/functions/customer.x.sql.j2
+    kind: str  # 'function' or 'procedure'
+    identity: str  # regprocedure form, e.g. customer.sync_contract_status(date)
+    triggers: tuple[tuple[str, str], ...]  # (trigger name, table) created by this object
+    sql: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.sql.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """Everything one set of rules renders to."""
+
+    objects: tuple[RenderedObject, ...]
+    sha256: str
+    #: Boolean status columns each output table must have, in rules order.
+    status_columns: dict[str, tuple[str, ...]]
+
+    @property
+    def sql(self) -> str:
+        return "\n".join(o.sql for o in self.objects)
+
+
+def sql_dir() -> Path:
+    return project_dir() / "sql"
+
+
+def environment(root: Path | None = None) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(root or sql_dir())),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["ident"] = ident
+    env.filters["literal"] = literal
+    return env
+
+
+def template_names(root: Path | None = None) -> list[str]:
+    """Template paths relative to sql/, functions first, each folder sorted by name."""
+    base = root or sql_dir()
+    names: list[str] = []
+    for folder in TEMPLATE_FOLDERS:
+        names += sorted(
+            f"{folder}/{p.name}" for p in (base / folder).glob(f"*{TEMPLATE_SUFFIX}")
+        )
+    return names
+
+
+def status_columns(ruleset: RuleSet) -> dict[str, tuple[str, ...]]:
+    statuses = tuple(ruleset.statuses)
+    return {
+        "customer.customer_plan_contract": tuple(ruleset.annual_statuses),
+        "customer.fct_customer_business_monthly_status": statuses,
+        "customer.fct_customer_plan_monthly_status": statuses,
+    }
+
+
+def build_context(ruleset: RuleSet) -> dict[str, Any]:
+    """What the templates read: identifiers quoted, values as literals, rules compiled."""
+    facts_source = ruleset.facts_source
+    contract = ruleset.contract
+    keys = source_key_columns(facts_source)
+
+    month_scope = FactScope("plan", "m", keys)
+    contract_scope = ContractScope(ruleset, month_scope)
+    cases = [
+        (compile_rule(case.when, contract_scope, "plan"), case.value)
+        for case in contract.status.cases
+    ]
+    status_sql = "CASE" + "".join(
+        f"\n    WHEN {condition}\n        THEN {text_literal(value)}" for condition, value in cases
+    ) + f"\n    ELSE {text_literal(contract.status.default)}\nEND"
+    if not cases:
+        status_sql = text_literal(contract.status.default)
+
+    annual = AnnualScope(ruleset, keys)
+    annual_statuses = [
+        {"name": ident(name), "expr": compile_rule(status.rule, annual, status.grain)}
+        for name, status in ruleset.annual_statuses.items()
+    ]
+    grains = []
+    for grain, scope in sorted(annual.grains.items(), key=lambda item: _grain_rank(item[0])):
+        key_names = [ident(k) for k in GRAIN_KEYS[grain]]
+        columns = [(ident(name), sql) for name, sql in scope.columns.items()]
+        top_ns = [
+            {
+                "alias": f"top_{index}",
+                "column": ident(t.column),
+                "field": t.field,
+                "within": t.within,
+                "field_sql": ident(t.field),
+                "within_sql": ident(t.within),
+                "n": t.n,
+            }
+            for index, t in enumerate(scope.top_ns, start=1)
+        ]
+        column_defs = ["status_year integer"] + [f"{k} text" for k in key_names]
+        column_defs += [f"{name} {_aggregate_type(sql)}" for name, sql in columns]
+        column_defs += [f"{t['column']} boolean" for t in top_ns]
+        grains.append(
+            {
+                "grain": grain,
+                "table": f"cmdm_sync_reference_{grain}",
+                "alias": scope.alias,
+                "key_names": key_names,
+                "fact_keys": [ident(keys[k]) for k in GRAIN_KEYS[grain]],
+                "columns": columns,
+                "top_ns": top_ns,
+                "column_defs": column_defs,
+                "insert_columns": ["status_year", *key_names]
+                + [name for name, _ in columns]
+                + [t["column"] for t in top_ns],
+            }
+        )
+
+    state_columns = ["contract_status", "status_year"] + [s["name"] for s in annual_statuses]
+    state_column_defs = ["contract_status text", "status_year integer"] + [
+        f"{s['name']} boolean" for s in annual_statuses
+    ]
+    suspended = contract.suspended_status or contract.status.default
+
+    annual_text = "; ".join(
+        f"{name}: {' '.join(status.description.split())}"
+        for name, status in ruleset.annual_statuses.items()
+    )
+    status_text = "; ".join(f"{value} when {cond}" for cond, value in cases)
+    comment = (
+        "SCD Type 2 sync of customer.customer_plan_contract for one month. Contract status: "
+        f"{status_text + '; ' if status_text else ''}else {contract.status.default}; "
+        f"on_missing {contract.on_missing} ({suspended}). Annual statuses: "
+        f"{annual_text or 'none'}."
+    )
+    return {
+        "facts": {
+            "table": qualified(facts_source.table),
+            "month": ident(facts_source.date_field),
+            "company_id": ident(keys["company_id"]),
+            "plan_code": ident(keys["plan_code"]),
+            "product_line_code": ident(keys["product_line_code"]),
+            "measure": ident(contract.measure),
+            "branch": ident(contract.branch_field),
+            "portfolio": ident(PORTFOLIO_COLUMN),
+        },
+        "contract": {
+            "aggregates": [(ident(name), sql) for name, sql in month_scope.columns.items()],
+            "status_sql": status_sql,
+            "on_missing": contract.on_missing,
+            "suspended_literal": text_literal(suspended),
+        },
+        "annual": {
+            "statuses": annual_statuses,
+            "grains": grains,
+            "assignments": [f"{s['name']} = x.{s['name']}" for s in annual_statuses],
+        },
+        "state_columns": state_columns,
+        "state_column_defs": state_column_defs,
+        "result_columns": "TABLE ("
+        + ", ".join(f"{name} {type_}" for name, type_ in SYNC_RESULT_COLUMNS)
+        + ")",
+        "sync_comment": comment,
+    }
+
+
+def _grain_rank(grain: str) -> int:
+    return list(GRAIN_KEYS).index(grain)
+
+
+def _aggregate_type(sql: str) -> str:
+    return "boolean" if sql.startswith("bool_or(") else "numeric"
+
+
+def render_rules(ruleset: RuleSet, root: Path | None = None) -> Rendered:
+    """Render every template for `ruleset`: deterministic, hash included."""
+    env = environment(root)
+    context = build_context(ruleset)
+    names = template_names(root)
+    if not names:
+        raise RenderError(f"no templates (*{TEMPLATE_SUFFIX}) under {root or sql_dir()}")
+
+    def render_all(sha: str) -> list[tuple[str, str]]:
+        out = []
+        for name in names:
+            values = dict(context, template=f"sql/{name}", rules_sha256=sha)
+            values["comment"] = text_literal(f"{context['sync_comment']} rules sha256 {sha}")
+            try:
+                text = env.get_template(name).render(values)
+            except jinja2.TemplateError as exc:
+                where = f"sql/{name}"
+                if getattr(exc, "lineno", None):
+                    where += f":{exc.lineno}"
+                raise RenderError(f"{where}: {exc}") from exc
+            out.append((name, _tidy(text)))
+        return out
+
+    draft = render_all("0" * 64)
+    sha = hashlib.sha256("".join(f"{n}\n{t}" for n, t in draft).encode("utf-8")).hexdigest()
+    objects = tuple(_object(f"sql/{name}", text) for name, text in render_all(sha))
+    return Rendered(objects=objects, sha256=sha, status_columns=status_columns(ruleset))
+
+
+def _tidy(text: str) -> str:
+    """No trailing spaces, one newline at the end."""
+    lines = [line.rstrip() for line in text.splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    while lines and not lines[0]:
+        lines.pop(0)
+    return "\n".join(lines) + "\n"
+
+
+def _object(template: str, sql: str) -> RenderedObject:
+    match = _IDENTITY.search(sql)
+    if not match:
+        raise RenderError(f"{template}: no CREATE OR REPLACE FUNCTION/PROCEDURE header found")
+    kind, name, args = match.group(1).lower(), match.group(2), match.group(3)
+    triggers = tuple(
+        (m.group(1), m.group(2))
+        for m in re.finditer(r"^CREATE TRIGGER (\S+)\n.*?\bON (\S+)", sql, re.MULTILINE | re.DOTALL)
+    )
+    return RenderedObject(
+        template=template,
+        kind=kind,
+        identity=f"{name}({_arg_types(args)})",
+        triggers=triggers,
+        sql=sql,
+    )
+
+
+def _arg_types(args: str) -> str:
+    """'p_from date DEFAULT NULL, p_to date' -> 'date, date' (the regprocedure form)."""
+    types = []
+    for arg in filter(None, (a.strip() for a in args.split(","))):
+        arg = re.split(r"\s+DEFAULT\s+|\s*=\s*", arg, maxsplit=1)[0]
+        parts = arg.split()
+        if parts and parts[0].upper() in ("IN", "OUT", "INOUT", "VARIADIC"):
+            parts = parts[1:]
+        types.append(" ".join(parts[1:]) if len(parts) > 1 else parts[0])
+    return ", ".join(types)
