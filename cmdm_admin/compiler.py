@@ -140,6 +140,8 @@ class FactScope:
     key_columns: dict[KeyName, str]
     columns: dict[str, str] = field(default_factory=dict)
     top_ns: list[TopN] = field(default_factory=list)
+    #: Fact columns the aggregates read, in order of first use.
+    fields: dict[str, None] = field(default_factory=dict)
 
     @property
     def keys(self) -> tuple[KeyName, ...]:
@@ -156,13 +158,17 @@ class FactScope:
         return f"{self.alias}.{ident(name)}"
 
     def sum_of(self, field_name: str) -> str:
+        self.fields.setdefault(field_name)
         return self._column(f"sum_{field_name}", f"sum(f.{ident(field_name)})")
 
     def has_value(self, field_name: str, value: Any) -> str:
+        self.fields.setdefault(field_name)
         sql = f"bool_or(f.{ident(field_name)} = {literal(value)})"
         return self._column(f"has_{field_name}_{len(self.columns) + 1}", sql)
 
     def top_n(self, field_name: str, n: int, within: str) -> str:
+        self.fields.setdefault(field_name)
+        self.fields.setdefault(within)
         for spec in self.top_ns:
             if (spec.field, spec.n, spec.within) == (field_name, n, within):
                 return f"{self.alias}.{ident(spec.column)}"

@@ -107,6 +107,7 @@ def environment(root: Path | None = None) -> jinja2.Environment:
     )
     env.filters["ident"] = ident
     env.filters["literal"] = literal
+    env.filters["prefix"] = lambda text, prefix: f"{prefix}{text}"
     return env
 
 
@@ -150,7 +151,12 @@ def build_context(ruleset: RuleSet) -> dict[str, Any]:
 
     annual = AnnualScope(ruleset, keys)
     annual_statuses = [
-        {"name": ident(name), "expr": compile_rule(status.rule, annual, status.grain)}
+        {
+            "name": ident(name),
+            "plain": name,
+            "expr": compile_rule(status.rule, annual, status.grain),
+            "grain_keys": [ident(k) for k in GRAIN_KEYS[status.grain]],
+        }
         for name, status in ruleset.annual_statuses.items()
     ]
     grains = []
@@ -188,10 +194,18 @@ def build_context(ruleset: RuleSet) -> dict[str, Any]:
             }
         )
 
-    state_columns = ["contract_status", "status_year"] + [s["name"] for s in annual_statuses]
-    state_column_defs = ["contract_status text", "status_year integer"] + [
-        f"{s['name']} boolean" for s in annual_statuses
+    reference_fields: dict[str, None] = dict.fromkeys(keys.values())
+    for scope in annual.grains.values():
+        reference_fields.update(scope.fields)
+    state_plain_columns = ["contract_status", "status_year"] + [s["plain"] for s in annual_statuses]
+    state_types = ["text", "integer"] + ["boolean"] * len(annual_statuses)
+    state_columns = [ident(c) for c in state_plain_columns]
+    state_column_defs = [f"{c} {t}" for c, t in zip(state_columns, state_types, strict=True)]
+    old_state_columns = [ident(f"old_{c}") for c in state_plain_columns]
+    old_state_column_defs = [
+        f"{c} {t}" for c, t in zip(old_state_columns, state_types, strict=True)
     ]
+    bool_state_columns = [s["name"] for s in annual_statuses]
     suspended = contract.suspended_status or contract.status.default
 
     annual_text = "; ".join(
@@ -227,8 +241,13 @@ def build_context(ruleset: RuleSet) -> dict[str, Any]:
             "grains": grains,
             "assignments": [f"{s['name']} = x.{s['name']}" for s in annual_statuses],
         },
+        "reference_fact_columns": [ident(f) for f in reference_fields],
         "state_columns": state_columns,
+        "state_plain_columns": state_plain_columns,
         "state_column_defs": state_column_defs,
+        "old_state_columns": old_state_columns,
+        "old_state_column_defs": old_state_column_defs,
+        "bool_state_columns": bool_state_columns,
         "result_columns": "TABLE ("
         + ", ".join(f"{name} {type_}" for name, type_ in SYNC_RESULT_COLUMNS)
         + ")",
