@@ -1,10 +1,15 @@
 """Alembic, driven from Python: upgrade, downgrade, current revision.
 
 Each call runs all its migrations in one transaction (see migrations/env.py); a failure is
-turned into one `MigrationError` line and leaves the database as it was.
+turned into one `MigrationError` line and leaves the database as it was. The Alembic folder
+is migrations/ of the checkout unless `migrations_dir` or $CMDM_MIGRATIONS_DIR names another
+(a copy with its own versions/, as tests and `cmdm deploy-rules --migrations-dir` use).
 """
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
@@ -23,19 +28,45 @@ from cmdm_admin.project import project_dir
 VERSION_TABLE = "cmdm_alembic_version"
 VERSION_TABLE_SCHEMA = "public"
 
+#: Environment variable naming another Alembic folder (env.py + versions/) than migrations/.
+MIGRATIONS_DIR_ENV = "CMDM_MIGRATIONS_DIR"
 
-def alembic_config(database_url: str) -> Config:
+
+def resolve_migrations_dir(override: Path | str | None = None) -> Path:
+    """The Alembic folder: `override`, else $CMDM_MIGRATIONS_DIR, else <project>/migrations."""
+    chosen = override or os.environ.get(MIGRATIONS_DIR_ENV)
+    if chosen:
+        return Path(chosen).expanduser().resolve()
+    return project_dir() / "migrations"
+
+
+def alembic_config(database_url: str, migrations_dir: Path | str | None = None) -> Config:
     config = Config(str(project_dir() / "alembic.ini"))
+    # ConfigParser interpolates %, so a literal one is written %%.
+    location = str(resolve_migrations_dir(migrations_dir)).replace("%", "%%")
+    config.set_main_option("script_location", location)
     config.attributes["database_url"] = database_url
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    _run(database_url, lambda cfg: command.upgrade(cfg, revision), f"upgrade to {revision}")
+def upgrade(
+    database_url: str, revision: str = "head", migrations_dir: Path | str | None = None
+) -> None:
+    _run(
+        database_url,
+        lambda cfg: command.upgrade(cfg, revision),
+        f"upgrade to {revision}",
+        migrations_dir,
+    )
 
 
-def downgrade(database_url: str, revision: str) -> None:
-    _run(database_url, lambda cfg: command.downgrade(cfg, revision), f"downgrade to {revision}")
+def downgrade(database_url: str, revision: str, migrations_dir: Path | str | None = None) -> None:
+    _run(
+        database_url,
+        lambda cfg: command.downgrade(cfg, revision),
+        f"downgrade to {revision}",
+        migrations_dir,
+    )
 
 
 def current_revision(database_url: str) -> str | None:
@@ -52,13 +83,14 @@ def current_revision(database_url: str) -> str | None:
         engine.dispose()
 
 
-def head_revision() -> str | None:
-    return ScriptDirectory.from_config(alembic_config("postgresql://unused")).get_current_head()
+def head_revision(migrations_dir: Path | str | None = None) -> str | None:
+    config = alembic_config("postgresql://unused", migrations_dir)
+    return ScriptDirectory.from_config(config).get_current_head()
 
 
-def _run(database_url: str, action, what: str) -> None:
+def _run(database_url: str, action, what: str, migrations_dir: Path | str | None = None) -> None:
     try:
-        action(alembic_config(database_url))
+        action(alembic_config(database_url, migrations_dir))
     except CmdmError:
         raise
     except CommandError as exc:

@@ -4,7 +4,7 @@
 BEGIN;
 SET LOCAL search_path = public, pg_catalog;
 SET LOCAL lc_messages = 'C';  -- the error texts below are matched in English
-SELECT plan(110);
+SELECT plan(112);
 
 -- ======================================================= tables and columns
 SELECT tables_are('cmdm',
@@ -13,7 +13,7 @@ SELECT tables_are('cmdm',
 
 SELECT columns_are('cmdm', 'rule_deployment',
     ARRAY['deployment_id', 'revision', 'down_revision', 'sha256', 'rules_text', 'functions',
-          'deployed_at', 'deployed_by'],
+          'deployed_at', 'deployed_by', 'function_defs'],
     'cmdm.rule_deployment has exactly its columns');
 SELECT col_type_is('cmdm', 'rule_deployment', 'deployment_id', 'bigint', 'rule_deployment.deployment_id is bigint');
 SELECT col_type_is('cmdm', 'rule_deployment', 'revision', 'text', 'rule_deployment.revision is text');
@@ -23,6 +23,7 @@ SELECT col_type_is('cmdm', 'rule_deployment', 'rules_text', 'jsonb', 'rule_deplo
 SELECT col_type_is('cmdm', 'rule_deployment', 'functions', 'text[]', 'rule_deployment.functions is text[]');
 SELECT col_type_is('cmdm', 'rule_deployment', 'deployed_at', 'timestamp with time zone', 'rule_deployment.deployed_at is timestamptz');
 SELECT col_type_is('cmdm', 'rule_deployment', 'deployed_by', 'text', 'rule_deployment.deployed_by is text');
+SELECT col_type_is('cmdm', 'rule_deployment', 'function_defs', 'jsonb', 'rule_deployment.function_defs is jsonb');
 
 SELECT columns_are('cmdm', 'hook_domain',
     ARRAY['domain', 'enabled', 'description', 'changed_at', 'changed_by'],
@@ -108,6 +109,7 @@ SELECT set_eq(
 SELECT col_default_is('cmdm', 'rule_deployment', 'functions', '{}'::text, 'rule_deployment.functions defaults to {}');
 SELECT col_default_is('cmdm', 'rule_deployment', 'deployed_at', 'now()', 'rule_deployment.deployed_at defaults to now()');
 SELECT col_default_is('cmdm', 'rule_deployment', 'deployed_by', 'SESSION_USER', 'rule_deployment.deployed_by defaults to session_user');
+SELECT col_default_is('cmdm', 'rule_deployment', 'function_defs', '{}'::text, 'rule_deployment.function_defs defaults to {}');
 SELECT col_default_is('cmdm', 'hook_domain', 'enabled', true, 'hook_domain.enabled defaults to true');
 SELECT col_default_is('cmdm', 'hook_domain', 'changed_at', 'now()', 'hook_domain.changed_at defaults to now()');
 SELECT col_default_is('cmdm', 'hook_domain', 'changed_by', 'SESSION_USER', 'hook_domain.changed_by defaults to session_user');
@@ -146,6 +148,7 @@ SELECT set_eq(
     $$VALUES
         ('cmdm.managed_object', 'CHECK ((object_type = ANY (ARRAY[''schema''::text, ''extension''::text, ''table''::text, ''function''::text, ''procedure''::text])))'),
         ('cmdm.rule_deployment', 'CHECK ((sha256 ~ ''^[0-9a-f]{64}$''::text))'),
+        ('cmdm.rule_deployment', 'CHECK ((jsonb_typeof(function_defs) = ''object''::text))'),
         ('cmdm.post_etl_hook', 'CHECK ((step_order > 0))'),
         ('cmdm.hook_run', 'CHECK ((trigger_kind = ANY (ARRAY[''call''::text, ''trigger''::text, ''cli''::text])))'),
         ('cmdm.hook_run', 'CHECK ((outcome = ANY (ARRAY[''succeeded''::text, ''failed''::text, ''skipped''::text])))'),
