@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -251,14 +251,17 @@ def migrate_upgrade(
     )
 
 
-@migrate_app.command("downgrade")
+# ignore_unknown_options: a relative target such as -1 is an argument, not an option.
+@migrate_app.command("downgrade", context_settings={"ignore_unknown_options": True})
 def migrate_downgrade(
-    revision: Annotated[str, typer.Argument(help="Target revision, or `base` for none.")],
+    revision: Annotated[
+        str, typer.Argument(help="Target revision, -1 for the previous one, or `base`.")
+    ],
     database_url: DatabaseUrl = None,
 ) -> None:
     """Revert migrations down to REVISION. `base` drops only objects cmdm created.
 
-    Example: cmdm migrate downgrade base
+    Example: cmdm migrate downgrade -1   (e.g. roll back the last rules deploy)
     """
     from cmdm_admin import migrate
     from cmdm_admin.db import mask_url, resolve_database_url
@@ -316,8 +319,6 @@ def validate_rules(rules_dir: RulesDir = None, database_url: CatalogUrl = None) 
 
     Example: cmdm validate-rules --rules-dir rules/ --database-url postgresql://me@db/cmdm
     """
-    from typing import NoReturn
-
     from cmdm_admin.loader import RuleIssue, RulesInvalid, format_issue, load_rules, summary
     from cmdm_admin.project import project_dir
 
@@ -357,6 +358,201 @@ def validate_rules(rules_dir: RulesDir = None, database_url: CatalogUrl = None) 
         f"[green]{escape(summary(ruleset))} — matches the catalog of "
         f"{escape(mask_url(database_url))}[/]"
     )
+
+
+# -- cmdm render-rules / deploy-rules ------------------------------------------------------
+
+SqlDir = Annotated[
+    Path | None,
+    typer.Option("--sql-dir", help="Folder of the templates. Default: sql/.", hidden=True),
+]
+MigrationsDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--migrations-dir",
+        help="Alembic folder (env.py, versions/). Default: $CMDM_MIGRATIONS_DIR, else migrations/.",
+        hidden=True,
+    ),
+]
+
+
+def _rules_failed(issues: list) -> NoReturn:
+    """Every rule problem on its own red line, then one `Error:` line; exit code 1."""
+    from cmdm_admin.loader import format_issue
+
+    for issue in issues:
+        err_console.print(f"[red]{escape(format_issue(issue))}[/]", soft_wrap=True)
+    count = len(issues)
+    err_console.print(f"[bold red]Error:[/] {count} problem{'s' * (count != 1)} in the rules")
+    raise typer.Exit(1) from None
+
+
+@app.command("render-rules")
+def render_rules_command(
+    rules_dir: RulesDir = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Write one .sql file per object (OUT/functions/<name>.sql, ...) instead of "
+            "printing the SQL; stale .sql files of an earlier render are removed.",
+        ),
+    ] = None,
+    sql_dir: SqlDir = None,
+) -> None:
+    """Validate rules/*.yml and print the SQL the templates render from them.
+
+    The same rules and templates always give the same bytes; nothing touches a database.
+
+    Example: cmdm render-rules --out build/sql
+    """
+    from cmdm_admin.deploy import display, write_rendered
+    from cmdm_admin.loader import RulesInvalid, load_rules
+    from cmdm_admin.project import project_dir
+    from cmdm_admin.render import render_rules
+
+    try:
+        ruleset = load_rules(rules_dir or project_dir() / "rules")
+    except RulesInvalid as invalid:
+        _rules_failed(invalid.errors)
+    rendered = render_rules(ruleset, sql_dir)
+    if out is None:
+        typer.echo(rendered.sql, nl=False)  # plain bytes: no markup, no wrapping
+        return
+    written, removed = write_rendered(rendered, out)
+    stale = f", removed {len(removed)} stale" if removed else ""
+    console.print(
+        f"[green]wrote[/] {len(written)} files to {escape(display(out))}{stale} "
+        f"(rules sha256 {rendered.sha256[:12]})"
+    )
+
+
+@app.command("deploy-rules")
+def deploy_rules(
+    rules_dir: RulesDir = None,
+    database_url: DatabaseUrl = None,
+    plan: Annotated[
+        bool, typer.Option("--plan", help="Print what a deploy would change; write nothing.")
+    ] = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Exit 1 when rules/sql differ from the deployed revision or a deployed "
+            "function was changed in the database; write nothing.",
+        ),
+    ] = False,
+    diff: Annotated[
+        bool, typer.Option("--diff", help="With --plan: the unified diff of changed SQL.")
+    ] = False,
+    as_json: JsonOutput = False,
+    sql_dir: SqlDir = None,
+    migrations_dir: MigrationsDir = None,
+) -> None:
+    """Validate, render, and when the SQL changed freeze it into a new Alembic revision
+    (migrations/versions/NNNN_rules_<sha12>.py) and upgrade to it, in one transaction.
+
+    Unchanged rules deploy nothing. Roll a deploy back with `cmdm migrate downgrade -1`.
+
+    Example: cmdm deploy-rules --plan --diff
+    """
+    from cmdm_admin import deploy
+    from cmdm_admin.db import mask_url, resolve_database_url
+    from cmdm_admin.loader import RulesInvalid
+
+    if plan and check:
+        raise CmdmError("--plan and --check exclude each other", hint="choose one")
+    url = resolve_database_url(database_url)
+    try:
+        target = deploy.prepare(
+            url, rules_dir=rules_dir, sql_dir=sql_dir, migrations_dir=migrations_dir
+        )
+    except RulesInvalid as invalid:
+        _rules_failed(invalid.errors)
+    sha = target.rendered.sha256[:12]
+
+    if check:
+        result = deploy.check(target)
+        if as_json:
+            emit_json(result.as_dict())
+        elif result.in_sync:
+            console.print(
+                f"[green]in sync[/]: rules sha256 {sha} is deployed ({result.deployed_revision})"
+                " and every deployed function is as deployed"
+            )
+        else:
+            for problem in result.problems:
+                err_console.print(f"[red]{escape(problem)}[/]", soft_wrap=True)
+            count = len(result.problems)
+            err_console.print(f"[bold red]Error:[/] drift: {count} problem{'s' * (count != 1)}")
+        if not result.in_sync:
+            raise typer.Exit(1)
+        return
+
+    if plan:
+        the_plan = deploy.make_plan(target)
+        if as_json:
+            emit_json(the_plan.as_dict())
+            return
+        _print_plan(the_plan, diff)
+        return
+
+    result = deploy.deploy(target)
+    if as_json:
+        emit_json(result.as_dict())
+    elif result.revision is None:
+        console.print(
+            f"nothing to deploy: rules sha256 {sha} is deployed ({result.plan.deployed_revision})"
+        )
+    else:
+        _print_plan(result.plan, False, summary_only=True)
+        console.print(
+            f"[green]deployed[/] rules sha256 {sha}: wrote "
+            f"{escape(deploy.display(result.path))} and upgraded {escape(mask_url(url))}"
+        )
+
+
+def _print_plan(plan: Any, diff: bool, summary_only: bool = False) -> None:
+    """A deploy plan as text: functions, columns, and with `diff` the SQL that changed."""
+    from cmdm_admin.deploy import display
+
+    if plan.up_to_date:
+        console.print(
+            f"nothing to deploy: rules sha256 {plan.sha256[:12]} is deployed "
+            f"({plan.deployed_revision})"
+        )
+        return
+    if not summary_only:
+        since = (
+            f"{plan.deployed_sha256[:12]} ({plan.deployed_revision})"
+            if plan.deployed_revision
+            else "nothing deployed yet"
+        )
+        console.print(
+            f"rules sha256 {plan.sha256[:12]} (deployed: {since}); a deploy would write "
+            f"{escape(display(plan.revision_file))}"
+        )
+    width = max((len(o.identity) for o in plan.objects), default=0)
+    for change in ("added", "changed", "removed"):
+        for obj in plan.by_change(change):
+            console.print(
+                f"  {change:<9} {escape(obj.identity):<{width}}  [dim]{escape(obj.template)}[/]"
+            )
+    unchanged = plan.by_change("unchanged")
+    if unchanged:
+        console.print(f"  unchanged {len(unchanged)} (only their rules sha256 stamp changes)")
+    for table, columns in plan.columns_to_add.items():
+        console.print(f"  add column{'s' * (len(columns) > 1)} {table}: {', '.join(columns)}")
+    for table, columns in plan.columns_not_in_rules.items():
+        console.print(
+            f"  [yellow]kept[/] {table}: {', '.join(columns)} (no longer defined by the rules; "
+            "a deploy never drops a column)"
+        )
+    if diff:
+        for obj in plan.by_change("changed"):
+            typer.echo(obj.diff, nl=False)
+    elif plan.by_change("changed") and not summary_only:
+        console.print("[dim]  --diff shows the changed SQL[/]")
 
 
 # -- cmdm demo / overview ---------------------------------------------------------------

@@ -1,0 +1,609 @@
+"""`cmdm deploy-rules` against real databases, each test on private copies of migrations/,
+rules/ and sql/ (nothing is ever written into the checkout): deploy, redeploy (nothing),
+plan, check, hand edits in the database, rollback with `downgrade -1`, a new status column,
+a failed deploy that leaves everything as it was, stray and hand-edited revision files,
+pending revisions, and the revision file's own format."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dbutil import execute, query
+from hypothesis import given
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from cmdm_admin import deploy, migrate
+from cmdm_admin.cli import app
+from cmdm_admin.errors import MigrationError
+from cmdm_admin.project import project_dir
+from cmdm_admin.revision import payload_sha256 as computed_payload_sha256
+from cmdm_admin.revision import py_literal, read_revision_file
+
+runner = CliRunner()
+
+BASE_HEAD = "0003_rule_deployment_defs"
+REVISION_NAME = re.compile(r"^(\d{4})_rules_([0-9a-f]{12})\.py$")
+SNAPSHOT_TABLES = (
+    "customer.fct_customer_business_monthly_status",
+    "customer.fct_customer_plan_monthly_status",
+)
+IS_BIG = """
+  is_big:
+    description: Big customer (test status).
+    grain: product_line
+    rule: {field_compare: {field: 期末资产规模, op: gt, value: 1000000}}
+"""
+
+
+# --- fixtures and helpers ----------------------------------------------------------------
+
+
+class Workspace:
+    """Private copies of migrations/, rules/ and sql/, and a database at their head."""
+
+    def __init__(self, root: Path, url: str) -> None:
+        self.root = root
+        self.url = url
+        self.migrations = root / "migrations"
+        self.versions = self.migrations / "versions"
+        self.rules = root / "rules"
+        self.sql = root / "sql"
+        ignore = shutil.ignore_patterns("__pycache__")
+        shutil.copytree(project_dir() / "migrations", self.migrations, ignore=ignore)
+        shutil.copytree(project_dir() / "rules", self.rules)
+        shutil.copytree(project_dir() / "sql", self.sql)
+        # Only the hand-written schema revisions: a rules revision is what the tests make.
+        for path in self.versions.glob("*_rules_*.py"):
+            path.unlink()
+
+    def target(self, rules: Path | None = None, sql: Path | None = None) -> deploy.Target:
+        return deploy.prepare(
+            self.url,
+            rules_dir=rules or self.rules,
+            sql_dir=sql or self.sql,
+            migrations_dir=self.migrations,
+        )
+
+    def deploy(self, rules: Path | None = None, sql: Path | None = None) -> deploy.DeployResult:
+        return deploy.deploy(self.target(rules, sql))
+
+    def downgrade(self, revision: str = "-1") -> None:
+        migrate.downgrade(self.url, revision, self.migrations)
+
+    def files(self) -> list[str]:
+        return sorted(p.name for p in self.versions.iterdir())
+
+    def rules_copy(self, name: str) -> Path:
+        copy = self.root / name
+        shutil.copytree(self.rules, copy)
+        return copy
+
+    def sql_copy(self, name: str) -> Path:
+        copy = self.root / name
+        shutil.copytree(self.sql, copy)
+        return copy
+
+    def cli(self, *args: str) -> Any:
+        return runner.invoke(
+            app,
+            [
+                "deploy-rules",
+                "--database-url",
+                self.url,
+                "--rules-dir",
+                str(self.rules),
+                "--sql-dir",
+                str(self.sql),
+                "--migrations-dir",
+                str(self.migrations),
+                *args,
+            ],
+        )
+
+
+@pytest.fixture
+def ws(tmp_path: Path, database_url: str) -> Workspace:
+    workspace = Workspace(tmp_path, database_url)
+    migrate.upgrade(database_url, "head", workspace.migrations)
+    assert migrate.current_revision(database_url) == BASE_HEAD
+    return workspace
+
+
+def state(url: str) -> dict[str, Any]:
+    """What a deploy may change, in a comparable form."""
+    tables = ", ".join(
+        f"'{t}'::regclass" for t in (*SNAPSHOT_TABLES, "customer.customer_plan_contract")
+    )
+    return {
+        "version": migrate.current_revision(url),
+        "routines": query(
+            url,
+            "SELECT p.oid::regprocedure::text, md5(pg_get_functiondef(p.oid)), "
+            "obj_description(p.oid, 'pg_proc'), pg_get_userbyid(p.proowner) "
+            "FROM pg_proc p WHERE p.pronamespace IN "
+            "('customer'::regnamespace, 'cmdm'::regnamespace) ORDER BY 1",
+        ),
+        "deployments": query(
+            url,
+            "SELECT revision, down_revision, sha256, functions, function_defs "
+            "FROM cmdm.rule_deployment ORDER BY deployment_id",
+        ),
+        "managed": query(
+            url,
+            "SELECT object_type, object_identity, created_by FROM cmdm.managed_object "
+            "ORDER BY object_type, object_identity",
+        ),
+        "columns": query(
+            url,
+            "SELECT attrelid::regclass::text, attname, format_type(atttypid, atttypmod) "
+            f"FROM pg_attribute WHERE attrelid IN ({tables}) AND attnum > 0 "
+            "AND NOT attisdropped ORDER BY 1, 2",
+        ),
+        "triggers": query(
+            url,
+            "SELECT tgrelid::regclass::text, tgname FROM pg_trigger WHERE NOT tgisinternal "
+            "ORDER BY 1, 2",
+        ),
+    }
+
+
+def routine_names(url: str) -> set[str]:
+    return {row[0] for row in state(url)["routines"]}
+
+
+def columns_of(url: str, table: str) -> set[str]:
+    return {name for t, name, _ in state(url)["columns"] if t == table}
+
+
+def hand_edit(url: str, identity: str) -> None:
+    """CREATE OR REPLACE the routine with a changed body, as someone in psql would."""
+    (definition,) = query(url, "SELECT pg_get_functiondef(to_regprocedure(%s))", (identity,))[0]
+    edited = definition.replace("BEGIN", "BEGIN\n    -- a quick fix in production", 1)
+    assert edited != definition
+    execute(url, edited)
+
+
+def add_is_big(rules: Path) -> None:
+    statuses = rules / "statuses.yml"
+    statuses.write_text(statuses.read_text().rstrip("\n") + "\n" + IS_BIG)
+
+
+def ruff() -> Path:
+    path = Path(sys.executable).parent / "ruff"
+    if not path.exists():
+        pytest.skip("ruff is not installed in this environment")
+    return path
+
+
+# --- deploy, redeploy, plan, check, rollback ---------------------------------------------
+
+
+def test_deploy_redeploy_check_hand_edit_and_rollback(ws: Workspace) -> None:
+    before = state(ws.url)
+    files_before = ws.files()
+
+    result = ws.deploy()
+    assert result.revision is not None and result.path is not None
+    match = REVISION_NAME.match(result.path.name)
+    assert match, result.path.name
+    assert match.group(1) == "0004" and result.revision == result.path.stem
+    sha = result.plan.sha256
+    assert match.group(2) == sha[:12]
+    assert ws.files() == sorted([*files_before, result.path.name])
+
+    after = state(ws.url)
+    assert after["version"] == result.revision
+    [(revision, down, deployed_sha, functions, defs)] = after["deployments"]
+    assert (revision, down, deployed_sha) == (result.revision, BASE_HEAD, sha)
+    assert set(functions) == set(defs) and "customer.sync_contract_status(date)" in functions
+    owners = {name: owner for name, _, _, owner in after["routines"]}
+    for identity in functions:
+        assert ("function", identity, result.revision) in after["managed"]
+        assert owners[identity.replace(", ", ",")] == "cmdm_owner"  # regprocedure text
+    # the status columns the base schema lacked were added
+    for table in SNAPSHOT_TABLES:
+        assert {"is_new_arrival", "is_churned"} <= columns_of(ws.url, table)
+
+    # The revision holds the SQL frozen and its payload hash matches.
+    revision_file = read_revision_file(result.path)
+    assert revision_file.payload_matches()
+    assert revision_file.constants["RULES_SHA256"] == sha
+    assert revision_file.constants["PREVIOUS_OBJECTS"] == []
+    assert [o["identity"] for o in revision_file.objects] == list(functions)
+
+    # Unchanged rules: nothing to deploy, no file written.
+    again = ws.deploy()
+    assert again.revision is None and again.plan.up_to_date
+    assert ws.files() == sorted([*files_before, result.path.name])
+    assert state(ws.url) == after
+
+    plan = deploy.make_plan(ws.target())
+    assert plan.up_to_date and plan.revision is None
+    assert not plan.columns_to_add
+    assert {o.change for o in plan.objects} == {"unchanged"}
+
+    assert deploy.check(ws.target()).in_sync
+
+    # Someone fixes a function by hand in the database: --check names it.
+    hand_edit(ws.url, "customer.loaded_months(date, date)")
+    checked = deploy.check(ws.target())
+    assert not checked.in_sync
+    assert len(checked.problems) == 1
+    assert checked.problems[0].startswith("customer.loaded_months(date, date) was edited")
+
+    # Rolling the deploy back restores the database as it was before it.
+    ws.downgrade("-1")
+    assert state(ws.url) == before
+    assert "customer.sync_contract_status(date)" not in routine_names(ws.url)
+
+
+def test_a_new_status_alone_deploys_its_column(ws: Workspace) -> None:
+    """A status no template reads yet changes no SQL; its column is still due."""
+    first = ws.deploy()
+    rules = ws.rules_copy("rules_big")
+    add_is_big(rules)
+    assert not deploy.check(ws.target(rules)).in_sync
+    second = ws.deploy(rules)
+    assert second.revision is not None and second.revision.startswith("0005_rules_")
+    assert second.columns_added == {table: ["is_big"] for table in SNAPSHOT_TABLES}
+    for table in SNAPSHOT_TABLES:
+        assert "is_big" in columns_of(ws.url, table)
+    assert ws.deploy(rules).revision is None
+    assert deploy.check(ws.target(rules)).in_sync
+    ws.downgrade("-1")
+    assert migrate.current_revision(ws.url) == first.revision
+    for table in SNAPSHOT_TABLES:
+        assert "is_big" not in columns_of(ws.url, table)
+
+
+def test_second_deploy_adds_a_status_column_and_downgrade_restores_the_first(
+    ws: Workspace,
+) -> None:
+    first = ws.deploy()
+    assert first.revision is not None
+    deployed_first = state(ws.url)
+
+    rules = ws.rules_copy("rules_big")
+    add_is_big(rules)
+    config = rules / "config.yml"
+    config.write_text(config.read_text().replace("500000000", "700000000"))
+    plan = deploy.make_plan(ws.target(rules))
+    assert plan.columns_to_add == {table: ["is_big"] for table in SNAPSHOT_TABLES}
+    assert plan.deployed_revision == first.revision
+    assert [o.identity for o in plan.by_change("changed")] == [
+        "customer.sync_contract_status(date)"
+    ]
+
+    second = ws.deploy(rules)
+    assert second.revision is not None and second.revision.startswith("0005_rules_")
+    assert second.plan.sha256 != first.plan.sha256
+    for table in SNAPSHOT_TABLES:
+        assert "is_big" in columns_of(ws.url, table)
+    revision_file = read_revision_file(second.path)
+    assert revision_file.down_revision == first.revision
+    assert revision_file.constants["PREVIOUS_RULES_REVISION"] == first.revision
+    assert revision_file.constants["COLUMNS_ADDED"] == {t: ["is_big"] for t in SNAPSHOT_TABLES}
+    first_objects = read_revision_file(first.path).objects
+    assert revision_file.constants["PREVIOUS_OBJECTS"] == first_objects
+    assert deploy.check(ws.target(rules)).in_sync
+    # every routine now carries the second sha
+    comments = {name: comment for name, _, comment, _ in state(ws.url)["routines"]}
+    for obj in first_objects:
+        assert second.plan.sha256 in comments[obj["identity"].replace(", ", ",")]
+
+    ws.downgrade("-1")
+    assert state(ws.url) == deployed_first  # the first revision's SQL back, column gone
+    # the database runs the first rules again: in sync with them, drift against the second
+    ws.versions.joinpath(second.path.name).unlink()
+    assert deploy.check(ws.target()).in_sync
+    assert not deploy.check(ws.target(rules)).in_sync
+
+
+def test_plan_shows_changed_functions_diff_and_columns_no_longer_in_rules(
+    ws: Workspace,
+) -> None:
+    ws.deploy()
+    rules = ws.rules_copy("rules_changed")
+    config = rules / "config.yml"
+    text = config.read_text()
+    assert "500000000" in text
+    config.write_text(text.replace("500000000", "700000000"))
+    statuses = rules / "statuses.yml"
+    text = statuses.read_text()
+    start = text.index("  is_churned:\n")
+    end = text.index("\n  is_", start + 1) + 1
+    statuses.write_text(text[:start] + text[end:])
+
+    plan = deploy.make_plan(ws.target(rules))
+    changes = {o.identity: o.change for o in plan.objects}
+    assert changes["customer.sync_contract_status(date)"] == "changed"
+    assert changes["customer.loaded_months(date, date)"] == "unchanged"
+    [changed] = plan.by_change("changed")
+    assert "+" in changed.diff and "700000000" in changed.diff
+    assert changed.diff.startswith("--- deployed/sql/functions/customer.sync_contract_status")
+    assert plan.columns_not_in_rules == {t: ["is_churned"] for t in SNAPSHOT_TABLES}
+    assert plan.columns_to_add == {}
+    assert plan.revision and plan.revision.startswith("0005_rules_")
+
+    files = ws.files()
+    shown = runner.invoke(
+        app,
+        [
+            "deploy-rules",
+            "--plan",
+            "--diff",
+            "--database-url",
+            ws.url,
+            "--rules-dir",
+            str(rules),
+            "--sql-dir",
+            str(ws.sql),
+            "--migrations-dir",
+            str(ws.migrations),
+        ],
+    )
+    assert shown.exit_code == 0, shown.output
+    assert "changed   customer.sync_contract_status(date)" in shown.stdout
+    assert "is_churned" in shown.stdout and "never drops a column" in shown.stdout
+    assert "+" in shown.stdout and "700000000" in shown.stdout
+    as_json = ws.cli("--plan", "--json")
+    assert as_json.exit_code == 0
+    assert json.loads(as_json.stdout)["up_to_date"] is True
+    assert ws.files() == files  # a plan writes nothing
+
+    # --check sees the drift between rules/ and the deployed revision
+    drift = deploy.check(ws.target(rules))
+    assert not drift.in_sync
+    assert "see `cmdm deploy-rules --plan`" in drift.problems[0]
+
+
+def test_a_changed_result_type_is_dropped_and_recreated(ws: Workspace) -> None:
+    """CREATE OR REPLACE cannot change a result type (42P13): upgrade and downgrade drop the
+    routine and create it again."""
+    ws.deploy()
+    sql = ws.sql_copy("sql_result_type")
+    template = sql / "functions" / "customer.loaded_months.sql.j2"
+    text = template.read_text()
+    assert 'returns="SETOF date"' in text
+    template.write_text(text.replace('returns="SETOF date"', 'returns="SETOF text"'))
+    result_type = (
+        "SELECT pg_get_function_result('customer.loaded_months(date, date)'::regprocedure)"
+    )
+
+    ws.deploy(sql=sql)
+    assert query(ws.url, result_type) == [("SETOF text",)]
+    assert deploy.check(ws.target(sql=sql)).in_sync
+    ws.downgrade("-1")
+    assert query(ws.url, result_type) == [("SETOF date",)]
+    assert ("function", "customer.loaded_months(date, date)") in {
+        row[:2] for row in state(ws.url)["managed"]
+    }
+
+
+@pytest.mark.parametrize("on_top_of_a_deploy", [False, True])
+def test_failed_deploy_leaves_database_and_versions_as_they_were(
+    ws: Workspace, on_top_of_a_deploy: bool
+) -> None:
+    if on_top_of_a_deploy:
+        ws.deploy()
+    before, files = state(ws.url), ws.files()
+
+    sql = ws.sql_copy("sql_broken")
+    template = sql / "functions" / "customer.loaded_months.sql.j2"
+    text = template.read_text()
+    assert "\nBEGIN\n" in text
+    template.write_text(text.replace("\nBEGIN\n", "\nBEGIN\n    SELEC 1;\n", 1))
+
+    with pytest.raises(MigrationError) as failed:
+        ws.deploy(sql=sql)
+    message = str(failed.value)
+    assert "sql/functions/customer.loaded_months.sql.j2" in message
+    assert "customer.loaded_months(date, date)" in message
+    assert "nothing was changed" in message and "\n" not in message
+    assert state(ws.url) == before
+    assert ws.files() == files
+    assert not list(ws.versions.glob("__pycache__/*_rules_*"))
+
+    cli = ws.cli("--sql-dir", str(sql))  # the later --sql-dir wins
+    assert cli.exit_code == 1
+    assert cli.output.count("Error:") == 1 and "customer.loaded_months" in cli.output
+    assert state(ws.url) == before and ws.files() == files
+
+
+# --- refusals ------------------------------------------------------------------------------
+
+
+def test_stray_revision_file_is_refused_and_named(ws: Workspace) -> None:
+    ws.deploy()
+    stray = ws.versions / "0005_side_branch.py"
+    stray.write_text(
+        '"""A schema change written on another branch."""\n\n'
+        'revision = "0005_side_branch"\ndown_revision = "0002_contract_sync_support"\n'
+        "branch_labels = None\ndepends_on = None\n\n\n"
+        "def upgrade() -> None:\n    pass\n\n\ndef downgrade() -> None:\n    pass\n"
+    )
+    files = ws.files()
+    with pytest.raises(deploy.DeployRefused, match=r"stray revision file .*0005_side_branch\.py"):
+        ws.target()
+    for args in ((), ("--plan",), ("--check",)):
+        result = ws.cli(*args)
+        assert result.exit_code == 1, args
+        assert result.output.count("\n") == 1 and result.output.startswith("Error: stray")
+        assert "0005_side_branch.py" in result.output
+    assert ws.files() == files
+
+
+def test_hand_edited_revision_file_is_refused_and_named(ws: Workspace) -> None:
+    result = ws.deploy()
+    path = result.path
+    text = path.read_text()
+    assert "Copies renamed product line names" in text
+    path.write_text(text.replace("Copies renamed product line names", "Copies renamed names", 1))
+
+    with pytest.raises(deploy.DeployRefused) as refused:
+        ws.target()
+    assert f"{path.name} was edited by hand" in str(refused.value)
+    for args in ((), ("--plan",), ("--check",)):
+        cli = ws.cli(*args)
+        assert cli.exit_code == 1
+        assert cli.output.count("Error:") == 1 and "was edited by hand" in cli.output
+    # The revision itself refuses to run edited SQL, in either direction.
+    with pytest.raises(MigrationError, match="was edited by hand"):
+        ws.downgrade("-1")
+    assert migrate.current_revision(ws.url) == result.revision
+
+
+def test_pending_revisions_are_refused(tmp_path: Path, database_url: str) -> None:
+    ws = Workspace(tmp_path, database_url)
+    migrate.upgrade(database_url, "0002_contract_sync_support", ws.migrations)
+    with pytest.raises(deploy.DeployRefused) as refused:
+        ws.target()
+    message = str(refused.value)
+    assert "0003_rule_deployment_defs.py is not applied" in message
+    assert "cmdm migrate upgrade" in message
+    cli = ws.cli()
+    assert cli.exit_code == 1 and cli.output.count("Error:") == 1
+    assert ws.files() == sorted(
+        ["0001_base_schema.py", "0002_contract_sync_support.py", "0003_rule_deployment_defs.py"]
+    )
+
+
+def test_rules_that_do_not_fit_the_catalog_are_located(ws: Workspace) -> None:
+    rules = ws.rules_copy("rules_bad_column")
+    add_is_big(rules)
+    statuses = rules / "statuses.yml"
+    statuses.write_text(statuses.read_text().replace("value: 1000000", "value: 'big'"))
+    result = ws.cli("--rules-dir", str(rules))
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert lines[-1] == "Error: 1 problem in the rules"
+    assert "statuses.yml:" in lines[0]
+    assert ws.files() == sorted(p.name for p in ws.versions.iterdir())
+    assert migrate.current_revision(ws.url) == BASE_HEAD
+
+
+# --- the CLI ------------------------------------------------------------------------------
+
+
+def test_cli_deploy_nothing_check_and_drift(ws: Workspace) -> None:
+    first = ws.cli()
+    assert first.exit_code == 0, first.output
+    assert "deployed rules sha256" in first.stdout
+    again = ws.cli()
+    assert again.exit_code == 0 and again.stdout.startswith("nothing to deploy: rules sha256")
+    checked = ws.cli("--check")
+    assert checked.exit_code == 0 and checked.stdout.startswith("in sync")
+
+    hand_edit(ws.url, "customer.contract_dependent_months(date)")
+    execute(ws.url, "COMMENT ON FUNCTION customer.loaded_months(date, date) IS 'mine now'")
+    drift = ws.cli("--check")
+    assert drift.exit_code == 1
+    assert "customer.contract_dependent_months(date) was edited in the database" in drift.output
+    assert "customer.loaded_months(date, date): its COMMENT no longer carries" in drift.output
+    assert drift.output.strip().splitlines()[-1] == "Error: drift: 2 problems"
+    as_json = ws.cli("--check", "--json")
+    assert as_json.exit_code == 1
+    assert len(json.loads(as_json.stdout)["problems"]) == 2
+
+    both = ws.cli("--plan", "--check")
+    assert both.exit_code == 1 and both.output.startswith("Error: --plan and --check")
+
+
+def test_cli_check_on_a_database_without_rules(ws: Workspace) -> None:
+    result = ws.cli("--check")
+    assert result.exit_code == 1
+    assert "no rules are deployed" in result.output
+
+
+def test_migrations_dir_from_the_environment(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(migrate.MIGRATIONS_DIR_ENV, str(ws.migrations))
+    result = runner.invoke(
+        app,
+        [
+            "deploy-rules",
+            "--database-url",
+            ws.url,
+            "--rules-dir",
+            str(ws.rules),
+            "--sql-dir",
+            str(ws.sql),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["deployed"] is True
+    assert Path(payload["revision_file"]).parent == ws.versions
+    down = runner.invoke(app, ["migrate", "downgrade", "-1", "--database-url", ws.url])
+    assert down.exit_code == 0, down.output
+    assert f"at revision {BASE_HEAD}" in down.output
+
+
+# --- the revision file ---------------------------------------------------------------------
+
+
+def test_revision_file_is_clean_python_and_checks_its_own_payload(ws: Workspace) -> None:
+    rules = ws.rules_copy("rules_big")
+    add_is_big(rules)
+    path = ws.deploy(rules).path
+    config = project_dir() / "pyproject.toml"
+    for args in (["check"], ["format", "--check"]):
+        run = subprocess.run(
+            [str(ruff()), *args, "--config", str(config), str(path)],
+            capture_output=True,
+            text=True,
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+
+    namespace: dict[str, Any] = {}
+    exec(compile(path.read_text(), str(path), "exec"), namespace)
+    assert namespace["payload_sha256"]() == namespace["PAYLOAD_SHA256"]
+    parsed = read_revision_file(path)
+    assert (
+        computed_payload_sha256(parsed.revision, parsed.down_revision, parsed.constants)
+        == (namespace["PAYLOAD_SHA256"])
+    )
+    # frozen: the module imports nothing that could read or render templates
+    imported = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add(node.module)
+    assert imported == {
+        "__future__",
+        "hashlib",
+        "json",
+        "psycopg",
+        "alembic",
+        "sqlalchemy",
+        "cmdm_admin.errors",
+    }
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(),
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(st.text(max_size=8), children, max_size=4)
+        ),
+        max_leaves=12,
+    )
+)
+def test_literals_read_back_exactly(value: Any) -> None:
+    source = py_literal(value)
+    assert ast.literal_eval(source) == value
+    for line in source.split("\n"):
+        assert line == line.rstrip(" \t"), "W291: trailing whitespace"
