@@ -262,6 +262,86 @@ class AnnualScope(Scope):
             self._compiling.pop()
 
 
+@dataclass(frozen=True)
+class MonthRow:
+    """What a monthly status can read about its row, as SQL the template provides.
+
+    `alias`: the row being evaluated (it has the grain's key columns, named by their
+    logical key name); `month_start` / `month_end`: SQL of the snapshot month's first and
+    last day; `present` / `present_before` / `seen_before`: booleans — the row's key has
+    facts this month / in the previous loaded month / in any earlier month; `annual`:
+    alias of the row's annual statuses (bool_or over the versions covering the month).
+    """
+
+    alias: str
+    month_start: str
+    month_end: str
+    present: str
+    present_before: str
+    seen_before: str
+    annual: str
+
+
+class MonthlyScope(Scope):
+    """A monthly status as of the snapshot month: events, presence, the month's facts
+    aggregated at the status's grain, annual statuses, other monthly statuses (inlined)."""
+
+    def __init__(self, ruleset: RuleSet, row: MonthRow, facts: dict[str, FactScope]) -> None:
+        super().__init__(ruleset)
+        self.row = row
+        self.facts = facts  # grain -> aggregates of the month's facts at that grain
+        self._compiling: list[str] = []
+
+    def describe(self) -> str:
+        return "a monthly status"
+
+    def _facts(self, grain: str) -> FactScope:
+        if grain not in self.facts:
+            raise CompileError(f"no aggregates of the month's facts at grain {grain!r}")
+        return self.facts[grain]
+
+    def field_compare(self, field_name: str, op: str, value: Any, grain: str) -> str:
+        return compare_sql(self._facts(grain).sum_of(field_name), op, value)
+
+    def field_equals(self, field_name: str, value: Any, grain: str) -> str:
+        return f"coalesce({self._facts(grain).has_value(field_name, value)}, false)"
+
+    def status(self, name: str) -> str:
+        status = self.ruleset.statuses[name]
+        if status.annual:
+            return f"coalesce({self.row.annual}.{ident(name)}, false)"
+        if name in self._compiling:
+            raise CompileError(f"status {name!r} refers to itself")
+        self._compiling.append(name)
+        try:
+            return compile_rule(status.rule, self, status.grain)
+        finally:
+            self._compiling.pop()
+
+    def condition(self, kind: str, body: Any, grain: str) -> str:
+        row = self.row
+        if kind == "disappeared":
+            return f"({row.present_before} AND NOT {row.present})"
+        if kind == "first_appearance":
+            return f"({row.present} AND NOT {row.seen_before})"
+        if kind in ("exists_in_year", "exists_in_window"):
+            source = self.ruleset.sources[body.source]
+            keys = body.match or tuple(k for k in GRAIN_KEYS[grain] if k in source.keys.names)
+            match = " AND ".join(
+                f"e.{ident(source.keys.column(k))} = {row.alias}.{ident(k)}" for k in keys
+            )
+            date = f"e.{ident(source.date_field)}"
+            if kind == "exists_in_year":
+                since = f"pg_catalog.date_trunc('year', {row.month_start})::date"
+            else:
+                since = f"({row.month_start} - INTERVAL '{body.months - 1} months')::date"
+            return (
+                f"EXISTS (SELECT FROM {qualified(source.table)} e WHERE {match} "
+                f"AND {date} >= {since} AND {date} <= {row.month_end})"
+            )
+        raise CompileError(f"{kind} cannot be used in {self.describe()}")
+
+
 def compare_sql(aggregate: str, op: str, value: Any) -> str:
     """SUM compared with a number; a key without facts sums to 0."""
     if op not in _COMPARE_OPS:
