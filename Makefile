@@ -1,5 +1,5 @@
 # One entry point for every task. `make test` is what CI runs (.ci/run).
-.PHONY: help bootstrap test demo bench lint format db-start db-stop clean
+.PHONY: help bootstrap test demo bench render lint format db-start db-stop clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -15,6 +15,9 @@ demo: bootstrap  ## the main job: cluster, migrate, load demo data month by mont
 
 bench: bootstrap  ## benchmark at the standard scale (20,000 companies × 36 months)
 	.venv/bin/cmdm db start >/dev/null && .venv/bin/python bench/run.py
+
+render: bootstrap  ## render rules/ through sql/ into build/sql, one file per object (no database)
+	.venv/bin/cmdm render-rules --out build/sql
 
 lint: bootstrap  ## ruff check + format check
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
