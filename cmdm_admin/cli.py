@@ -679,6 +679,84 @@ def overview(database_url: DatabaseUrl = None, as_json: JsonOutput = False) -> N
     )
 
 
+# -- cmdm verify -----------------------------------------------------------------------
+
+SuitesOption = Annotated[
+    str | None,
+    typer.Option(
+        "--suites",
+        help="Folder, .sql file or glob of pgTAP suites. Default: tests/pgtap/*.sql of the "
+        "checkout.",
+        show_default=False,
+    ),
+]
+
+
+@app.command("verify")
+def verify(
+    database_url: DatabaseUrl = None,
+    suites: SuitesOption = None,
+    as_json: JsonOutput = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show each suite's TAP stream.")
+    ] = False,
+) -> None:
+    """Run the pgTAP suites against a database, each in one transaction that is rolled back.
+
+    Nothing persists, not even pgtap if it had to be created (that needs CREATE EXTENSION rights).
+
+    Exit code 1 when a suite fails; a suite that could COMMIT is refused before anything runs.
+
+    Example: cmdm verify --database-url postgresql://admin@db.example/cmdm
+    """
+    from cmdm_admin.db import resolve_database_url
+    from cmdm_admin.verify import SuiteResult, display_path
+    from cmdm_admin.verify import verify as run_verify
+
+    def counted(n: int, noun: str) -> str:
+        return f"{n} {noun}{'s' * (n != 1)}"
+
+    def show(result: SuiteResult) -> None:
+        name = escape(display_path(result.path))
+        if verbose:
+            console.print(f"[bold]{name}[/]")
+            console.print(result.tap.rstrip(), markup=False)
+            if result.messages:
+                err_console.print(result.messages, markup=False)
+        if result.ok:
+            console.print(f"[green]ok[/]      {name} ({counted(result.ran, 'test')})")
+            return
+        how = (
+            f"{result.failed} of {result.planned or result.ran} failed"
+            if result.failed
+            else "did not finish cleanly"
+        )
+        console.print(f"[bold red]FAILED[/]  {name}: {how}")
+        for failure in result.failures:
+            console.print(f"          not ok {escape(failure.name)}")
+        for problem in result.problems:
+            console.print(f"          {escape(problem)}")
+
+    url = resolve_database_url(database_url)
+    report = run_verify(url, suites, on_suite=None if as_json else show)
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        tests = sum(s.ran for s in report.suites)
+        ran = f"{counted(len(report.suites), 'suite')}, {counted(tests, 'test')}"
+        failed = [s for s in report.suites if not s.ok]
+        where = f"everything rolled back ({escape(report.database)})"
+        if failed:
+            count = sum(s.failed for s in failed)
+            console.print(
+                f"[bold red]{ran}: {count} failed in {counted(len(failed), 'suite')}[/]; {where}"
+            )
+        else:
+            console.print(f"[green]{ran} passed[/]; {where}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app(prog_name="cmdm")
 

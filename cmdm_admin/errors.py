@@ -37,3 +37,7 @@ class InputContractError(MigrationError):
 
 class PeriodError(CmdmError):
     """A period string is not a month in one of the accepted formats."""
+
+
+class VerifyError(CmdmError):
+    """`cmdm verify` cannot run the pgTAP suites, or refuses one that could persist changes."""
