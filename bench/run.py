@@ -120,7 +120,9 @@ def run(spec: DemoSpec, server_url: str, keep: bool) -> tuple[list[MonthFigures]
         migrate.upgrade(url)
         ensure_functions(url)
         restate_s = None
-        with connect(url) as conn:
+        # autocommit: each `conn.transaction()` below is a real transaction that commits, as
+        # an ETL month load does (not a savepoint of one session-long transaction).
+        with connect(url, autocommit=True) as conn:
             conn.execute(
                 "CREATE UNLOGGED TABLE bench_sync_floor "
                 "(company_id text, plan_code text, product_line_code text, aum numeric)"
