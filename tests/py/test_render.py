@@ -117,9 +117,7 @@ def test_a_template_error_is_one_line_naming_the_template(tmp_path: Path) -> Non
     rules, sql = frozen_inputs(tmp_path)
     template = sql / "functions" / "customer.loaded_months.sql.j2"
     template.write_text(template.read_text() + "\n{{ no_such_variable }}\n")
-    result = runner.invoke(
-        app, ["render-rules", "--rules-dir", str(rules), "--sql-dir", str(sql)]
-    )
+    result = runner.invoke(app, ["render-rules", "--rules-dir", str(rules), "--sql-dir", str(sql)])
     assert result.exit_code == 1
     assert result.output.count("Error:") == 1
     assert "sql/functions/customer.loaded_months.sql.j2" in result.output
