@@ -68,6 +68,11 @@ SELECT t.name, a.attname, format_type(a.atttypid, a.atttypmod)
  ORDER BY t.name, a.attnum
 """
 
+_TRIGGER_SQL = """
+SELECT EXISTS (SELECT FROM pg_trigger
+                WHERE tgrelid = to_regclass(%(table)s) AND tgname = %(name)s AND NOT tgisinternal)
+"""
+
 _DEPLOYED_SQL = """
 SELECT revision, sha256, functions, function_defs
   FROM cmdm.rule_deployment
@@ -446,7 +451,8 @@ class CheckResult:
 
 def check(target: Target) -> CheckResult:
     """Drift: rules/sql versus the deployed revision, and each deployed routine versus what
-    the deploy recorded (missing, redefined by hand, COMMENT without the sha)."""
+    the deploy recorded (missing, redefined by hand, COMMENT without the sha; its triggers
+    dropped)."""
     rendered, deployed = target.rendered, target.deployed
     problems: list[str] = []
     if deployed is None:
@@ -472,6 +478,16 @@ def check(target: Target) -> CheckResult:
                 rows = conn.execute(
                     _DEFINITIONS_SQL, {"identities": list(deployed.functions)}
                 ).fetchall()
+                triggers = [
+                    (name, table) for o in deployed.objects for name, table in o["triggers"]
+                ]
+                missing_triggers = [
+                    f"{name} ON {table}"
+                    for name, table in triggers
+                    if not conn.execute(
+                        _TRIGGER_SQL, {"table": table, "name": _unquoted(name)}
+                    ).fetchone()[0]
+                ]
         except psycopg.Error as exc:
             raise DatabaseError(
                 f"cannot read the functions of {mask_url(target.url)}: {first_line(exc)}"
@@ -492,7 +508,16 @@ def check(target: Target) -> CheckResult:
             problems.append(
                 f"{identity}: its COMMENT no longer carries rules sha256 {deployed.sha256[:12]}"
             )
+    for trigger in missing_triggers:
+        problems.append(f"trigger {trigger} is missing from the database")
     return CheckResult(rendered.sha256, deployed.sha256, deployed.revision, tuple(problems))
+
+
+def _unquoted(name: str) -> str:
+    """A trigger name as written in SQL ("_100_x" or _100_x) as pg_trigger stores it."""
+    if len(name) > 1 and name[0] == name[-1] == '"':
+        return name[1:-1].replace('""', '"')
+    return name.lower()
 
 
 # --- deploy -------------------------------------------------------------------------------

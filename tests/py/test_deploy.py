@@ -510,9 +510,15 @@ def test_cli_deploy_nothing_check_and_drift(ws: Workspace) -> None:
     assert "customer.contract_dependent_months(date) was edited in the database" in drift.output
     assert "customer.loaded_months(date, date): its COMMENT no longer carries" in drift.output
     assert drift.output.strip().splitlines()[-1] == "Error: drift: 2 problems"
+    execute(ws.url, 'DROP TRIGGER _100_propagate_name ON mapping."产品线"')
     as_json = ws.cli("--check", "--json")
     assert as_json.exit_code == 1
-    assert len(json.loads(as_json.stdout)["problems"]) == 2
+    problems = json.loads(as_json.stdout)["problems"]
+    assert len(problems) == 3
+    assert (
+        problems[-1]
+        == 'trigger _100_propagate_name ON mapping."产品线" is missing from the database'
+    )
 
     both = ws.cli("--plan", "--check")
     assert both.exit_code == 1 and both.output.startswith("Error: --plan and --check")
