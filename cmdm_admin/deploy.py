@@ -181,7 +181,7 @@ def read_history(versions_dir: Path, current: str | None) -> History:
     cursor = current
     while True:
         children = [f.revision for f in files if f.down_revision == cursor]
-        if len(children) != 1:
+        if len(children) != 1 or children[0] in pending:  # a fork, the end, or a cycle
             break
         cursor = children[0]
         pending.append(cursor)

@@ -613,3 +613,42 @@ def test_literals_read_back_exactly(value: Any) -> None:
     assert ast.literal_eval(source) == value
     for line in source.split("\n"):
         assert line == line.rstrip(" \t"), "W291: trailing whitespace"
+
+
+# --- the history of the versions folder (no database) -----------------------------------
+
+
+def write_revision(folder: Path, revision: str, down: str | None) -> None:
+    folder.joinpath(f"{revision}.py").write_text(
+        f'"""{revision}."""\n\nrevision = {revision!r}\ndown_revision = {down!r}\n'
+    )
+
+
+def test_history_of_the_versions_folder(tmp_path: Path) -> None:
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    write_revision(versions, "0001_a", None)
+    write_revision(versions, "0002_b", "0001_a")
+    write_revision(versions, "0003_c", "0002_b")
+    (versions / "notes.txt").write_text("not a revision")
+
+    history = deploy.read_history(versions, "0003_c")
+    assert history.applied == ("0003_c", "0002_b", "0001_a") and history.head == "0003_c"
+
+    with pytest.raises(deploy.DeployRefused, match=r"0003_c\.py is not applied"):
+        deploy.read_history(versions, "0002_b")
+    with pytest.raises(deploy.DeployRefused, match=r"0001_a\.py, .*0002_b\.py, .*0003_c\.py are"):
+        deploy.read_history(versions, None)
+    with pytest.raises(deploy.DeployRefused, match="'0009_x', which has no file"):
+        deploy.read_history(versions, "0009_x")
+
+    write_revision(versions, "0004_fork", "0002_b")  # a branch beside 0003_c
+    with pytest.raises(deploy.DeployRefused, match=r"stray revision file .*0004_fork\.py"):
+        deploy.read_history(versions, "0003_c")
+    with pytest.raises(deploy.DeployRefused, match=r"files .*0003_c\.py, .*0004_fork\.py"):
+        deploy.read_history(versions, "0002_b")  # which one is pending is not clear
+    (versions / "0004_fork.py").unlink()
+
+    write_revision(versions, "0005_orphan", "0004_gone")
+    with pytest.raises(deploy.DeployRefused, match=r"stray revision file .*0005_orphan\.py"):
+        deploy.read_history(versions, "0003_c")
