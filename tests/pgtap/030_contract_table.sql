@@ -1,10 +1,10 @@
 -- 030: structure of customer.customer_plan_contract (SCD Type 2 contract history): every
 -- column with its type, NOT NULL and default; PK; both FKs; its constraints by name and
--- definition; the seven named indexes with their columns, uniqueness, method and predicate.
+-- definition; the named indexes with their columns, uniqueness, method and predicate.
 -- The behaviour of the invariants is in 031_contract_invariants.sql.
 BEGIN;
 SET LOCAL search_path = public, pg_catalog;
-SELECT plan(59);
+SELECT plan(61);
 
 SELECT has_table('customer', 'customer_plan_contract', 'table customer.customer_plan_contract exists');
 SELECT columns_are('customer', 'customer_plan_contract',
@@ -106,8 +106,8 @@ SELECT indexes_are('customer', 'customer_plan_contract',
     ARRAY['customer_plan_contract_pkey', 'uq_active_contract', 'ex_contract_no_overlap',
           'idx_contract_company', 'idx_contract_plan', 'idx_contract_product_line',
           'idx_contract_strategic', 'idx_contract_status_year', 'idx_active_contracts',
-          'idx_contract_valid_from_brin'],
-    'customer_plan_contract has exactly its ten indexes');
+          'idx_contract_valid_from_brin', 'idx_contract_validity', 'idx_contract_company_year'],
+    'customer_plan_contract has exactly its twelve indexes (two from 0002 for the sync)');
 SELECT has_index('customer', 'customer_plan_contract', 'idx_contract_company', ARRAY['company_id'],
     'idx_contract_company is on (company_id)');
 SELECT has_index('customer', 'customer_plan_contract', 'idx_contract_plan', ARRAY['plan_code'],
@@ -129,6 +129,15 @@ SELECT index_is_type('customer', 'customer_plan_contract', 'idx_contract_valid_f
     'idx_contract_valid_from_brin is a BRIN index');
 SELECT index_is_type('customer', 'customer_plan_contract', 'ex_contract_no_overlap', 'gist',
     'the exclusion constraint is backed by a GiST index');
+SELECT is(
+    (SELECT pg_catalog.pg_get_indexdef(indexrelid) FROM pg_catalog.pg_index
+      WHERE indexrelid = 'customer.idx_contract_validity'::regclass),
+    'CREATE INDEX idx_contract_validity ON customer.customer_plan_contract USING gist '
+        '(daterange(valid_from, valid_to, ''[]''::text))',
+    'idx_contract_validity: GiST over the closed validity range (versions covering or ending at a month)');
+SELECT has_index('customer', 'customer_plan_contract', 'idx_contract_company_year',
+    ARRAY['company_id', 'status_year'],
+    'idx_contract_company_year is on (company_id, status_year)');
 SELECT set_eq(
     $$SELECT ci.relname::text FROM pg_catalog.pg_index x
         JOIN pg_catalog.pg_class ci ON ci.oid = x.indexrelid
@@ -140,7 +149,8 @@ SELECT set_eq(
         JOIN pg_catalog.pg_class ci ON ci.oid = x.indexrelid
         JOIN pg_catalog.pg_am am ON am.oid = ci.relam
        WHERE x.indrelid = 'customer.customer_plan_contract'::regclass AND am.amname <> 'btree'$$,
-    $$VALUES ('idx_contract_valid_from_brin', 'brin'), ('ex_contract_no_overlap', 'gist')$$,
+    $$VALUES ('idx_contract_valid_from_brin', 'brin'), ('ex_contract_no_overlap', 'gist'),
+             ('idx_contract_validity', 'gist')$$,
     'every other index is a btree');
 -- partial indexes: exactly two, with these predicates
 SELECT set_eq(

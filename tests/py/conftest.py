@@ -79,20 +79,11 @@ def cluster_home() -> Iterator[Path]:
 
 @pytest.fixture
 def rules_url(migrated_url: str) -> str:
-    """A new database at head with the default rules' functions in place.
-
-    Once a rules revision is committed under migrations/versions the head already has them;
-    until then (and for rules that differ from the committed ones) the rendered SQL is
-    applied directly.
-    """
-    from cmdm_admin.loader import load_rules
-    from cmdm_admin.render import render_rules
-
-    with psycopg.connect(migrated_url, autocommit=True) as conn:
+    """A new database at head, which includes the committed rules revision: the default
+    rules' generated functions, registered, owned and granted like in production."""
+    with psycopg.connect(migrated_url) as conn:
         present = conn.execute(
             "SELECT to_regprocedure('customer.sync_contract_status(date)') IS NOT NULL"
         ).fetchone()[0]
-        if not present:
-            rendered = render_rules(load_rules(project_dir() / "rules"))
-            conn.execute(rendered.sql)
+    assert present, "head has no rules revision: run `cmdm deploy-rules` and commit it"
     return migrated_url

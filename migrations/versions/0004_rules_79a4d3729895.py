@@ -1,0 +1,1189 @@
+"""Rules deploy 79a4d3729895: 4 objects, rendered from rules/ and sql/ by `cmdm deploy-rules`.
+
+Generated; do not edit. The SQL below is frozen: upgrade executes these strings and never
+reads or re-renders the templates. PAYLOAD_SHA256 covers everything frozen here, so an edit
+is refused by `cmdm deploy-rules` and by this revision's own upgrade and downgrade. To
+change the rules, edit rules/ (or sql/) and run `cmdm deploy-rules` again; to roll this
+deploy back, `cmdm migrate downgrade -1`.
+
+Objects:
+    customer.contract_dependent_months(date)         sql/functions/customer.contract_dependent_months.sql.j2
+    customer.loaded_months(date, date)               sql/functions/customer.loaded_months.sql.j2
+    customer.sync_contract_status(date)              sql/functions/customer.sync_contract_status.sql.j2
+    cmdm.tg_product_line__propagate_name()           sql/triggers/mapping.product_line__propagate_name.sql.j2
+
+Previous rules revision: none (this is the first rules revision)
+Columns added:
+    customer.fct_customer_business_monthly_status: is_new_arrival, is_churned
+    customer.fct_customer_plan_monthly_status: is_new_arrival, is_churned
+
+upgrade:   add COLUMNS_ADDED (boolean NOT NULL DEFAULT false); drop the triggers and
+           routines of PREVIOUS_OBJECTS that OBJECTS no longer create; run OBJECTS' SQL;
+           register them in cmdm.managed_object; record the deploy in cmdm.rule_deployment
+           with the sha256 of each routine's pg_get_functiondef().
+downgrade: drop what OBJECTS created that PREVIOUS_OBJECTS do not; run PREVIOUS_OBJECTS'
+           SQL again; drop COLUMNS_ADDED (and their data); delete the deploy's record.
+
+Revision ID: 0004_rules_79a4d3729895
+Revises: 0003_rule_deployment_defs
+"""
+
+# The frozen SQL and YAML keep their own line lengths:
+# ruff: noqa: E501
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import psycopg
+from alembic import op
+from sqlalchemy import text
+
+from cmdm_admin.errors import MigrationError
+
+revision = "0004_rules_79a4d3729895"
+down_revision = "0003_rule_deployment_defs"
+branch_labels = None
+depends_on = None
+
+#: sha256 of the rendered SQL; every object carries it in its banner and COMMENT.
+RULES_SHA256 = "79a4d37298953a487d1f30de9719afc500641ba5cd69ed20a8811ce6aa7a2779"
+#: The rules revision whose objects downgrade restores (None: downgrade drops them all).
+PREVIOUS_RULES_REVISION = None
+#: Status columns the target database lacked when this file was generated.
+COLUMNS_ADDED = {
+    "customer.fct_customer_business_monthly_status": ["is_new_arrival", "is_churned"],
+    "customer.fct_customer_plan_monthly_status": ["is_new_arrival", "is_churned"],
+}
+#: sha256 of the frozen payload (see payload_sha256); any edit of this file changes it.
+PAYLOAD_SHA256 = "341c5ce0b047bf686f0a81c8504ebe0bb9b7e4bf0b1a18716183de32bb769a71"
+
+
+def upgrade() -> None:
+    _check_payload()
+    for table, columns in COLUMNS_ADDED.items():
+        for column in columns:
+            _execute(
+                f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {_quoted(column)} "
+                "boolean NOT NULL DEFAULT false"
+            )
+    _retire(PREVIOUS_OBJECTS, OBJECTS)
+    _create(OBJECTS, revision, "fix the template or rules, then run `cmdm deploy-rules` again")
+    op.execute(
+        text(
+            "INSERT INTO cmdm.rule_deployment "
+            "(revision, down_revision, sha256, rules_text, functions, function_defs) "
+            "VALUES (:revision, :down_revision, :sha256, CAST(:rules_text AS jsonb), "
+            "CAST(:functions AS text[]), CAST(:function_defs AS jsonb))"
+        ).bindparams(
+            revision=revision,
+            down_revision=down_revision,
+            sha256=RULES_SHA256,
+            rules_text=json.dumps(RULES_TEXT, ensure_ascii=False),
+            functions=[obj["identity"] for obj in OBJECTS],
+            function_defs=json.dumps(_function_defs(OBJECTS), sort_keys=True),
+        )
+    )
+
+
+def downgrade() -> None:
+    _check_payload()
+    _retire(OBJECTS, PREVIOUS_OBJECTS)
+    _create(
+        PREVIOUS_OBJECTS,
+        PREVIOUS_RULES_REVISION,
+        "the previous revision's frozen SQL no longer applies to this database",
+    )
+    for table, columns in COLUMNS_ADDED.items():
+        for column in columns:
+            _execute(f"ALTER TABLE {table} DROP COLUMN IF EXISTS {_quoted(column)}")
+    op.execute(
+        text("DELETE FROM cmdm.rule_deployment WHERE revision = :revision").bindparams(
+            revision=revision
+        )
+    )
+
+
+def payload_sha256() -> str:
+    """sha256 of a canonical JSON text of the payload (as cmdm_admin.revision computes it)."""
+    document = {
+        "revision": revision,
+        "down_revision": down_revision,
+        "RULES_SHA256": RULES_SHA256,
+        "RULES_TEXT": RULES_TEXT,
+        "OBJECTS": OBJECTS,
+        "PREVIOUS_RULES_REVISION": PREVIOUS_RULES_REVISION,
+        "PREVIOUS_OBJECTS": PREVIOUS_OBJECTS,
+        "COLUMNS_ADDED": COLUMNS_ADDED,
+    }
+    canonical = json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _check_payload() -> None:
+    if payload_sha256() != PAYLOAD_SHA256:
+        raise MigrationError(
+            f"revision {revision} was edited by hand: its payload no longer matches PAYLOAD_SHA256",
+            hint="restore the file from version control; revisions are generated, not edited",
+        )
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _execute(sql: str) -> None:
+    """Run SQL exactly as written: straight to the driver, without parameters, so no `:name`
+    or `%` in it is taken for a placeholder."""
+    cursor = op.get_bind().connection.cursor()
+    try:
+        cursor.execute(sql)
+    finally:
+        cursor.close()
+
+
+def _retire(old: list[dict], new: list[dict]) -> None:
+    """Drop the triggers and routines of `old` that `new` does not create, triggers first,
+    and forget the routines in cmdm.managed_object."""
+    kept_triggers = {tuple(trigger) for obj in new for trigger in obj["triggers"]}
+    kept = {obj["identity"] for obj in new}
+    for obj in old:
+        for name, table in obj["triggers"]:
+            if (name, table) not in kept_triggers:
+                _execute(f"DROP TRIGGER IF EXISTS {name} ON {table}")
+    for obj in old:
+        if obj["identity"] not in kept:
+            _execute(f"DROP {obj['kind'].upper()} IF EXISTS {obj['identity']}")
+            op.execute(
+                text(
+                    "DELETE FROM cmdm.managed_object "
+                    "WHERE object_type = :object_type AND object_identity = :identity"
+                ).bindparams(object_type=obj["kind"], identity=obj["identity"])
+            )
+
+
+def _create(objects: list[dict], created_by: str | None, hint: str) -> None:
+    """Run each object's frozen SQL and register the routine it creates."""
+    for obj in objects:
+        try:
+            _create_or_replace(obj)
+        except psycopg.Error as exc:
+            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise MigrationError(
+                f"{obj['template']} ({obj['identity']}) failed in revision {revision}: {detail}",
+                hint=hint,
+            ) from exc
+        op.execute(
+            text(
+                "INSERT INTO cmdm.managed_object (object_type, object_identity, created_by) "
+                "VALUES (:object_type, :identity, :created_by) "
+                "ON CONFLICT (object_type, object_identity) DO NOTHING"
+            ).bindparams(object_type=obj["kind"], identity=obj["identity"], created_by=created_by)
+        )
+
+
+def _create_or_replace(obj: dict) -> None:
+    """CREATE OR REPLACE cannot change a routine's result type or parameter names (42P13):
+    then the routine and its triggers are dropped and the SQL runs again."""
+    savepoint = op.get_bind().begin_nested()
+    try:
+        _execute(obj["sql"])
+    except psycopg.errors.InvalidFunctionDefinition:
+        savepoint.rollback()
+    else:
+        savepoint.commit()
+        return
+    for name, table in obj["triggers"]:
+        _execute(f"DROP TRIGGER IF EXISTS {name} ON {table}")
+    _execute(f"DROP {obj['kind'].upper()} IF EXISTS {obj['identity']}")
+    _execute(obj["sql"])
+
+
+def _function_defs(objects: list[dict]) -> dict[str, str]:
+    """identity -> sha256 of pg_get_functiondef(oid), read with search_path = pg_catalog so
+    the text does not depend on the session (as `cmdm deploy-rules --check` reads it)."""
+    bind = op.get_bind()
+    saved = bind.execute(text("SELECT current_setting('search_path')")).scalar_one()
+    bind.execute(text("SELECT set_config('search_path', 'pg_catalog', true)"))
+    rows = bind.execute(
+        text(
+            "SELECT i.identity, encode(sha256(convert_to("
+            "pg_get_functiondef(to_regprocedure(i.identity)), 'UTF8')), 'hex') "
+            "FROM unnest(CAST(:identities AS text[])) AS i (identity)"
+        ),
+        {"identities": [obj["identity"] for obj in objects]},
+    ).all()
+    bind.execute(text("SELECT set_config('search_path', :saved, true)"), {"saved": saved})
+    missing = [identity for identity, digest in rows if digest is None]
+    if missing:
+        raise MigrationError(
+            f"revision {revision} did not create {', '.join(missing)}",
+            hint="the object's SQL must create the routine its header names",
+        )
+    return dict(rows)
+
+
+# --- frozen payload -------------------------------------------------------------------------
+
+#: The rule files (name -> YAML text) the SQL was rendered from.
+RULES_TEXT = {
+    "config.yml": """\
+# Named numbers (referenced from rules as {config: name}) and the tables the rules read.
+schema_version: 1
+
+config:
+  # is_strategic: a company whose total AUM at the reference month reaches this (CNY).
+  strategic_threshold: 500000000
+  # is_strategic: the N largest companies by AUM of each branch are strategic too.
+  whitelist_top_n: 10
+
+sources:
+  performance:                 # monthly AUM facts, one row per plan portfolio
+    kind: facts
+    table: business.规模明细
+    date_field: 月度
+    keys: {company_id: company_id, plan_code: 计划代码, product_line_code: 产品线代码}
+  award:                       # awards won (当年中标)
+    kind: events
+    table: customer.当年中标
+    date_field: 上报月份
+    keys: {company_id: company_id, plan_code: 计划代码, product_line_code: 产品线代码}
+  loss:                        # losses reported (当年流失)
+    kind: events
+    table: customer.当年流失
+    date_field: 上报月份
+    keys: {company_id: company_id, plan_code: 计划代码, product_line_code: 产品线代码}
+""",
+    "contract.yml": """\
+# The contract of a key (company_id, plan_code, product_line_code): its status each loaded
+# month, and the columns whose changes open a new SCD Type 2 version.
+schema_version: 1
+
+contract:
+  source: performance
+  measure: 期末资产规模          # month-end AUM: SUM over the key's portfolio rows of a month
+  branch_field: 机构代码
+  status_values: [正常, 停缴]
+  status:
+    cases:
+      - value: 正常              # active: the key holds assets at month end
+        when: {field_compare: {field: 期末资产规模, op: gt, value: 0}}
+    default: 停缴                # suspended
+  on_missing: suspend
+  suspended_status: 停缴
+  tracked_columns: [contract_status, is_strategic, is_existing, status_year]
+""",
+    "statuses.yml": """\
+# Boolean statuses: each is a column of the monthly snapshot tables, evaluated as of the
+# snapshot month. Annual statuses are evaluated once a year at the reference month and
+# stored on contract versions.
+schema_version: 1
+
+statuses:
+  is_winning_this_year:
+    description: >-
+      当年中标 (won this year): an award for this customer and product line was reported in
+      the snapshot's calendar year, on or before the snapshot month.
+    grain: product_line
+    rule: {exists_in_year: {source: award}}
+
+  is_churned_this_year:
+    description: >-
+      当年流失 (loss reported this year): a loss for this customer and product line was
+      reported in the snapshot's calendar year, on or before the snapshot month. It records
+      the report, whether or not the assets have left yet.
+    grain: product_line
+    rule: {exists_in_year: {source: loss}}
+
+  is_new:
+    description: >-
+      新客户 (new customer): won this year in a product line where the customer held no
+      assets at the year's reference month.
+    grain: product_line
+    rule:
+      all:
+        - status: is_winning_this_year
+        - not: {status: is_existing}
+
+  is_new_arrival:
+    description: >-
+      新到账 (new arrival): the snapshot month is the first loaded month with facts for this
+      customer and product line.
+    grain: product_line
+    rule: {first_appearance: {}}
+
+  is_churned:
+    description: >-
+      已流失 (churned): the customer had facts in this product line in the previous loaded
+      month and has none now, or its month-end AUM is not positive. "le 0" rather than
+      "= 0": a negative AUM is a data error, and such a customer is not active either.
+    grain: product_line
+    rule:
+      any:
+        - disappeared: {}
+        - field_compare: {field: 期末资产规模, op: le, value: 0}
+
+  is_strategic:
+    description: >-
+      战略客户 (strategic customer): at the year's reference month the company's total AUM
+      reaches strategic_threshold, or it is among the whitelist_top_n largest companies by
+      AUM of its branch.
+    grain: company
+    annual: true
+    rule:
+      any:
+        - field_compare: {field: 期末资产规模, op: ge, value: {config: strategic_threshold}}
+        - top_n: {field: 期末资产规模, n: {config: whitelist_top_n}, within: 机构代码}
+
+  is_existing:
+    description: >-
+      存量客户 (existing customer): the company held assets (AUM > 0) in this product line at
+      the year's reference month.
+    grain: product_line
+    annual: true
+    rule: {field_compare: {field: 期末资产规模, op: gt, value: 0}}
+""",
+}
+
+#: What upgrade creates, in order: the rendered SQL of each template, frozen.
+OBJECTS = [
+    {
+        "template": "sql/functions/customer.contract_dependent_months.sql.j2",
+        "kind": "function",
+        "identity": "customer.contract_dependent_months(date)",
+        "triggers": [],
+        "sha256": "0f9c5b8dc795efcd8cf5eccaabfc54b7021dce0d0f11db4d84c5c359fef3a840",
+        "sql": """\
+-- Generated by cmdm from sql/functions/customer.contract_dependent_months.sql.j2 and rules/ (sha256 79a4d37298953a487d1f30de9719afc500641ba5cd69ed20a8811ce6aa7a2779).
+-- Do not edit in the database: `cmdm deploy-rules --check` reports hand edits.
+CREATE OR REPLACE FUNCTION customer.contract_dependent_months(p_month date)
+    RETURNS TABLE (month date, reason text)
+    LANGUAGE plpgsql
+    STABLE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+/*
+ * Which months' derived data (contract states, snapshots) depend on the facts of p_month,
+ * evaluated on the facts as they are now (call it after the change; it is the same before
+ * or after for a month that was added, restated or deleted):
+ *
+ *   - p_month itself;
+ *   - the next loaded month: its versions may split or merge with p_month's, and presence
+ *     statuses (disappeared, first_appearance) compare it with p_month;
+ *   - every loaded month of a year whose reference month for annual statuses is, or was,
+ *     p_month: the year of the next loaded month when that is a later year, and p_month's
+ *     own year when no month before it is loaded.
+ *
+ * customer.sync_contract_status(p_month) repairs all contract versions itself; this list
+ * is for the snapshot refresh. Cost: a few index probes on "月度".
+ */
+DECLARE
+    v_month_end date;
+    v_prev date;
+    v_next date;
+BEGIN
+    IF p_month IS NULL THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'CM001',
+            MESSAGE = 'period is NULL',
+            HINT = 'Pass a date in the month to process, e.g. ''2026-01-31'' or ''2026-01-01''.';
+    END IF;
+    IF p_month < DATE '1900-01-01' OR p_month >= DATE '2201-01-01' THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'CM001',
+            MESSAGE = pg_catalog.format('period %s is out of range', p_month),
+            HINT = 'Periods are months from 1900-01 to 2200-12.';
+    END IF;
+    v_month_end := (pg_catalog.date_trunc('month', p_month) + INTERVAL '1 month' - INTERVAL '1 day')::date;
+    SELECT max(l) INTO v_prev
+      FROM customer.loaded_months(NULL, (v_month_end - INTERVAL '1 month')::date) l;
+    SELECT min(l) INTO v_next
+      FROM customer.loaded_months((v_month_end + 1), NULL) l;
+
+    RETURN QUERY
+    SELECT d.month, d.reason
+      FROM (
+        SELECT v_month_end AS month, 'the changed month' AS reason
+        UNION ALL
+        SELECT v_next, 'the next loaded month'
+         WHERE v_next IS NOT NULL
+        UNION ALL
+        SELECT l, pg_catalog.format('annual statuses of %s use %s as reference month',
+                                    extract(year FROM v_next), pg_catalog.to_char(v_month_end, 'YYYY-MM'))
+          FROM customer.loaded_months(pg_catalog.make_date(extract(year FROM v_next)::int, 1, 1),
+                                      pg_catalog.make_date(extract(year FROM v_next)::int, 12, 31)) l
+         WHERE v_next IS NOT NULL
+           AND extract(year FROM v_next) > extract(year FROM v_month_end)
+        UNION ALL
+        SELECT l, pg_catalog.format('annual statuses of %s use the first loaded month of the year',
+                                    extract(year FROM v_month_end))
+          FROM customer.loaded_months(pg_catalog.make_date(extract(year FROM v_month_end)::int, 1, 1),
+                                      pg_catalog.make_date(extract(year FROM v_month_end)::int, 12, 31)) l
+         WHERE v_prev IS NULL
+      ) d
+     ORDER BY d.month, d.reason;
+END
+$fn$;
+
+COMMENT ON FUNCTION customer.contract_dependent_months(date) IS
+    'Months whose derived data depends on the facts of a month (the month, the next loaded month, years whose reference month it is). rules sha256 79a4d37298953a487d1f30de9719afc500641ba5cd69ed20a8811ce6aa7a2779';
+""",
+    },
+    {
+        "template": "sql/functions/customer.loaded_months.sql.j2",
+        "kind": "function",
+        "identity": "customer.loaded_months(date, date)",
+        "triggers": [],
+        "sha256": "a012a11c02b75bf4cdd4bfd4bfe5f9aadddc029c1af3564d333ac019d2cd2d2f",
+        "sql": """\
+-- Generated by cmdm from sql/functions/customer.loaded_months.sql.j2 and rules/ (sha256 79a4d37298953a487d1f30de9719afc500641ba5cd69ed20a8811ce6aa7a2779).
+-- Do not edit in the database: `cmdm deploy-rules --check` reports hand edits.
+CREATE OR REPLACE FUNCTION customer.loaded_months(p_from date DEFAULT NULL, p_to date DEFAULT NULL)
+    RETURNS SETOF date
+    LANGUAGE plpgsql
+    STABLE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+/*
+ * The loaded months (months with at least one row in business."规模明细") from p_from's month
+ * through p_to's month, as month-end dates, ascending. NULL bounds mean "from the first" /
+ * "through the last".
+ *
+ * Cost: a loose index scan over "月度": one index probe per loaded month, however
+ * many fact rows each month holds.
+ */
+DECLARE
+    v_from date := pg_catalog.date_trunc('month', coalesce(p_from, DATE '1900-01-01'))::date;
+    v_until date := (pg_catalog.date_trunc('month', coalesce(p_to, DATE '2200-12-01'))
+                     + INTERVAL '1 month')::date;
+BEGIN
+    RETURN QUERY
+    WITH RECURSIVE loaded (first_day) AS (
+        SELECT pg_catalog.date_trunc('month', min(f."月度"))::date
+          FROM business."规模明细" f
+         WHERE f."月度" >= v_from
+           AND f."月度" < v_until
+        UNION ALL
+        SELECT (SELECT pg_catalog.date_trunc('month', min(f."月度"))::date
+                  FROM business."规模明细" f
+                 WHERE f."月度" >= (l.first_day + INTERVAL '1 month')::date
+                   AND f."月度" < v_until)
+          FROM loaded l
+         WHERE l.first_day IS NOT NULL
+    )
+    SELECT (l.first_day + INTERVAL '1 month' - INTERVAL '1 day')::date
+      FROM loaded l
+     WHERE l.first_day IS NOT NULL
+     ORDER BY 1;
+END
+$fn$;
+
+COMMENT ON FUNCTION customer.loaded_months(date, date) IS
+    'Month-ends of the months with facts between two months (loose index scan). rules sha256 79a4d37298953a487d1f30de9719afc500641ba5cd69ed20a8811ce6aa7a2779';
+""",
+    },
+    {
+        "template": "sql/functions/customer.sync_contract_status.sql.j2",
+        "kind": "function",
+        "identity": "customer.sync_contract_status(date)",
+        "triggers": [],
+        "sha256": "69885d2af8005e8f79555234144c06f065be73a15e9f3a3347334d382aaf175b",
+        "sql": """\
+-- Generated by cmdm from sql/functions/customer.sync_contract_status.sql.j2 and rules/ (sha256 79a4d37298953a487d1f30de9719afc500641ba5cd69ed20a8811ce6aa7a2779).
+-- Do not edit in the database: `cmdm deploy-rules --check` reports hand edits.
+CREATE OR REPLACE FUNCTION customer.sync_contract_status(p_period date)
+    RETURNS TABLE (period date, keys_seen bigint, keys_changed bigint, keys_unchanged bigint, versions_opened bigint, versions_closed bigint, versions_removed bigint, versions_reflagged bigint, rejected_null_key bigint, rejected_unknown_product_line bigint, rejected_unknown_company bigint, changed_until date)
+    LANGUAGE plpgsql
+    VOLATILE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET jit = off
+    SET enable_nestloop = off
+AS $fn$
+/*
+ * What: make customer.customer_plan_contract exactly the SCD Type 2 history of DESIGN §4
+ * after the facts of p_period's month changed (loaded, restated, deleted) or did not (a
+ * second run changes nothing). The tracked state of a key at a loaded month is
+ * (contract_status, status_year, is_strategic, is_existing); the history is its run-length
+ * encoding over the loaded months from the key's first appearance; a key absent from a
+ * loaded month is handled by on_missing = suspend.
+ *
+ * Why it can be incremental: a change to one month's facts changes the states at that
+ * month only, plus
+ *   - the annual statuses of a year whose reference month this month is or was (the year
+ *     of the next loaded month, or this year when no earlier month is loaded): the
+ *     versions of that year are re-flagged in place, as a version never spans two years;
+ *   - under suspend, for a key whose first appearance moves to or away from this month,
+ *     its suspended states up to its next appearance.
+ * A key is provably unchanged when its state at this month equals that of the version
+ * covering the month (same year, so same annual statuses). Every other key gets its
+ * versions around the month rebuilt: the parts of its old versions outside the window,
+ * one piece per loaded month inside it, consecutive equal states merged; the difference
+ * is written (deletes, valid_to moves, inserts). Unchanged versions keep their row.
+ *
+ * Annual statuses of a key's year come from a version of the same grain key in that year
+ * when the year already has states before this month (they hold the year's value), else
+ * from the reference month's facts aggregated per grain.
+ *
+ * Cost: one scan of the month's facts (index on "月度"), the versions covering the
+ * month (GiST on the validity range), index lookups for the keys that change, and the
+ * reference month's facts only when a year's statuses must be computed. Never the whole
+ * history. Scratch tables (pg_temp.cmdm_sync_*) have no statistics, so nested loops are
+ * off and hash joins do the set work; lookups into the history are written as LATERAL or
+ * scalar subqueries and = ANY(array) scans, which stay index scans.
+ *
+ * Rejects: fact rows with a NULL key part, an unknown product line or an unknown company
+ * go to cmdm.rejected_fact (replacing the month's earlier rejects) and are counted.
+ * Concurrency: one sync at a time (transaction-level advisory lock).
+ */
+DECLARE
+    v_month_start date;
+    v_month_end date;
+    v_next_start date;
+    v_year integer;
+    v_prev date;                -- month-end of the last loaded month before this one
+    v_next date;                -- month-end of the first loaded month after this one
+    v_loaded boolean;           -- does this month have facts (any row)?
+    v_window_end date;          -- end of a default window: the next loaded month, or the end of time
+    v_reflag_years integer[];   -- years whose reference month this month is or was
+    v_reference_years integer[];  -- years whose annual statuses are computed from facts
+    v_keys_seen bigint := 0;
+    v_scope bigint := 0;
+    v_changed bigint := 0;
+    v_opened bigint := 0;
+    v_closed bigint := 0;
+    v_removed bigint := 0;
+    v_flags_updated bigint := 0;
+    v_null_key bigint := 0;
+    v_unknown_product_line bigint := 0;
+    v_unknown_company bigint := 0;
+    v_changed_until date;
+    v_candidate date;
+    v_delete_ids bigint[];
+    v_move_ids bigint[];
+    v_move_to date[];
+BEGIN
+    IF p_period IS NULL THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'CM001',
+            MESSAGE = 'period is NULL',
+            HINT = 'Pass a date in the month to process, e.g. ''2026-01-31'' or ''2026-01-01''.';
+    END IF;
+    IF p_period < DATE '1900-01-01' OR p_period >= DATE '2201-01-01' THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'CM001',
+            MESSAGE = pg_catalog.format('period %s is out of range', p_period),
+            HINT = 'Periods are months from 1900-01 to 2200-12.';
+    END IF;
+    -- Syncs of neighbouring months rewrite the same versions: one at a time.
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('cmdm:contract_sync'));
+
+    v_month_start := pg_catalog.date_trunc('month', p_period)::date;
+    v_next_start := (v_month_start + INTERVAL '1 month')::date;
+    v_month_end := v_next_start - 1;
+    v_year := extract(year FROM v_month_start)::int;
+    -- (max() below a bound is one index probe; EXISTS over a month range may seq-scan)
+    SELECT max(f."月度") >= v_month_start INTO v_loaded
+      FROM business."规模明细" f WHERE f."月度" < v_next_start;
+    v_loaded := coalesce(v_loaded, false);
+    SELECT (pg_catalog.date_trunc('month', max(f."月度")) + INTERVAL '1 month - 1 day')::date
+      INTO v_prev
+      FROM business."规模明细" f WHERE f."月度" < v_month_start;
+    SELECT (pg_catalog.date_trunc('month', min(f."月度")) + INTERVAL '1 month - 1 day')::date
+      INTO v_next
+      FROM business."规模明细" f WHERE f."月度" >= v_next_start;
+    v_window_end := coalesce(v_next, DATE '9999-12-31');
+    v_reflag_years := ARRAY(
+        SELECT extract(year FROM v_next)::int WHERE extract(year FROM v_next) > v_year
+        UNION
+        SELECT v_year WHERE v_prev IS NULL);
+    -- This year's statuses can be read from versions when the year already has states
+    -- before this month and a key that had facts at the reference month keeps its states
+    -- (suspend); otherwise they are computed.
+    v_reference_years := v_reflag_years
+        || CASE WHEN true
+                     AND extract(year FROM v_prev) = v_year
+                THEN '{}'::integer[] ELSE ARRAY[v_year] END;
+
+    -- 1. The month's facts in one scan, aggregated per key as they come (the floor's own
+    --    plan); then each key's contract status (rules: contract.status), or why it is not
+    --    a contract. The rows of those keys are fetched again below, only when there are any.
+    PERFORM 'PRAGMA:TABLE: pg_temp.cmdm_sync_month (company_id text, plan_code text, product_line_code text, reason text, contract_status text)';
+    IF pg_catalog.to_regclass('pg_temp.cmdm_sync_month') IS NULL THEN
+        CREATE TEMPORARY TABLE cmdm_sync_month (
+            company_id text,
+            plan_code text,
+            product_line_code text,
+            reason text,
+            contract_status text
+        ) ON COMMIT DROP;
+    ELSE
+        TRUNCATE pg_temp.cmdm_sync_month;
+    END IF;
+    INSERT INTO pg_temp.cmdm_sync_month (company_id, plan_code, product_line_code, reason, contract_status)
+    SELECT m.company_id, m.plan_code, m.product_line_code, r.reason,
+           CASE WHEN r.reason IS NULL THEN
+           CASE
+               WHEN coalesce(m."sum_期末资产规模", 0) > 0::numeric
+                   THEN '正常'
+               ELSE '停缴'
+           END
+           END
+      FROM (SELECT f.company_id::text AS company_id,
+                   f."计划代码"::text AS plan_code,
+                   f."产品线代码"::text AS product_line_code,
+                   sum(f."期末资产规模") AS "sum_期末资产规模"
+              FROM business."规模明细" f
+             WHERE f."月度" >= v_month_start AND f."月度" < v_next_start
+             GROUP BY 1, 2, 3) m
+      LEFT JOIN mapping."产品线" pl ON pl."产品线代码" = m.product_line_code
+      LEFT JOIN customer."年金客户" co ON co.company_id = m.company_id
+     CROSS JOIN LATERAL (
+           SELECT CASE WHEN m.company_id IS NULL OR m.plan_code IS NULL
+                            OR m.product_line_code IS NULL THEN 'null_key'
+                       WHEN pl."产品线代码" IS NULL THEN 'unknown_product_line'
+                       WHEN co.company_id IS NULL THEN 'unknown_company'
+                  END AS reason
+           ) r;
+
+    DELETE FROM cmdm.rejected_fact r WHERE r.period = v_month_end;
+    IF EXISTS (SELECT FROM pg_temp.cmdm_sync_month m WHERE m.reason IS NOT NULL) THEN
+        INSERT INTO cmdm.rejected_fact
+               (period, reason, company_id, plan_code, product_line_code, portfolio_code, aum)
+        SELECT v_month_end, m.reason, f.company_id, f."计划代码",
+               f."产品线代码", f."组合代码", f."期末资产规模"
+          FROM business."规模明细" f
+          JOIN pg_temp.cmdm_sync_month m
+            ON m.company_id IS NOT DISTINCT FROM f.company_id::text
+           AND m.plan_code IS NOT DISTINCT FROM f."计划代码"::text
+           AND m.product_line_code IS NOT DISTINCT FROM f."产品线代码"::text
+         WHERE f."月度" >= v_month_start AND f."月度" < v_next_start
+           AND m.reason IS NOT NULL;
+    END IF;
+    SELECT count(*) FILTER (WHERE r.reason = 'null_key'),
+           count(*) FILTER (WHERE r.reason = 'unknown_product_line'),
+           count(*) FILTER (WHERE r.reason = 'unknown_company')
+      INTO v_null_key, v_unknown_product_line, v_unknown_company
+      FROM cmdm.rejected_fact r
+     WHERE r.period = v_month_end;
+    SELECT count(*) INTO v_keys_seen FROM pg_temp.cmdm_sync_month m WHERE m.reason IS NULL;
+
+    -- A month with no facts that no version starts in, covers or ends at: nothing to do.
+    IF NOT v_loaded AND NOT EXISTS (
+           SELECT FROM customer.customer_plan_contract c
+            WHERE pg_catalog.daterange(c.valid_from, c.valid_to, '[]') @> v_month_end) THEN
+        RETURN QUERY SELECT v_month_end, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint,
+                            0::bigint, 0::bigint, v_null_key, v_unknown_product_line,
+                            v_unknown_company, NULL::date;
+        RETURN;
+    END IF;
+
+    -- 2. Reference months of the years whose annual statuses are computed (the last loaded
+    --    month before January 1st, else the year's first loaded month), their facts
+    --    aggregated per grain.
+    PERFORM 'PRAGMA:TABLE: pg_temp.cmdm_sync_reference (status_year integer, month_start date)';
+    IF pg_catalog.to_regclass('pg_temp.cmdm_sync_reference') IS NULL THEN
+        CREATE TEMPORARY TABLE cmdm_sync_reference (
+            status_year integer,
+            month_start date
+        ) ON COMMIT DROP;
+    ELSE
+        TRUNCATE pg_temp.cmdm_sync_reference;
+    END IF;
+    INSERT INTO pg_temp.cmdm_sync_reference (status_year, month_start)
+    SELECT y.status_year,
+           coalesce(
+               (SELECT pg_catalog.date_trunc('month', max(l))::date
+                  FROM customer.loaded_months(NULL, pg_catalog.make_date(y.status_year - 1, 12, 1)) l),
+               (SELECT pg_catalog.date_trunc('month', min(l))::date
+                  FROM customer.loaded_months(pg_catalog.make_date(y.status_year, 1, 1),
+                                              pg_catalog.make_date(y.status_year, 12, 1)) l))
+      FROM unnest(v_reference_years) AS y (status_year);
+
+    -- Reference aggregates at grain company.
+    PERFORM 'PRAGMA:TABLE: pg_temp.cmdm_sync_reference_company (status_year integer, company_id text, "sum_期末资产规模" numeric, "top_10_by_机构代码" boolean)';
+    IF pg_catalog.to_regclass('pg_temp.cmdm_sync_reference_company') IS NULL THEN
+        CREATE TEMPORARY TABLE cmdm_sync_reference_company (
+            status_year integer,
+            company_id text,
+            "sum_期末资产规模" numeric,
+            "top_10_by_机构代码" boolean
+        ) ON COMMIT DROP;
+    ELSE
+        TRUNCATE pg_temp.cmdm_sync_reference_company;
+    END IF;
+    IF cardinality(v_reference_years) > 0 THEN
+        INSERT INTO pg_temp.cmdm_sync_reference_company (status_year, company_id, "sum_期末资产规模", "top_10_by_机构代码")
+        WITH reference_fact AS MATERIALIZED (
+            SELECT r.status_year, f.company_id, f."计划代码", f."产品线代码", f."期末资产规模", f."机构代码"
+              FROM pg_temp.cmdm_sync_reference r
+             CROSS JOIN LATERAL (
+                   SELECT f.* FROM business."规模明细" f
+                    WHERE f."月度" >= r.month_start
+                      AND f."月度" < (r.month_start + INTERVAL '1 month')::date
+                   ) f
+              JOIN mapping."产品线" pl ON pl."产品线代码" = f."产品线代码"
+              JOIN customer."年金客户" co ON co.company_id = f.company_id
+             WHERE f."计划代码" IS NOT NULL
+        )
+        SELECT a.status_year, a.company_id, a."sum_期末资产规模", coalesce(top_1.hit, false)
+          FROM (SELECT f.status_year, f.company_id::text AS company_id,
+                       sum(f."期末资产规模") AS "sum_期末资产规模"
+                  FROM reference_fact f
+                 GROUP BY f.status_year, f.company_id) a
+          -- "top_10_by_机构代码": among the 10 largest by SUM(期末资产规模) within each 机构代码; ties share a rank
+          LEFT JOIN (SELECT ranked.status_year, ranked.company_id, bool_or(ranked.position <= 10) AS hit
+                       FROM (SELECT f.status_year, f.company_id::text AS company_id,
+                                    rank() OVER (PARTITION BY f.status_year, f."机构代码"
+                                                 ORDER BY sum(f."期末资产规模") DESC NULLS LAST) AS position
+                               FROM reference_fact f
+                              GROUP BY f.status_year, f.company_id, f."机构代码") ranked
+                      GROUP BY ranked.status_year, ranked.company_id) top_1
+                 ON top_1.status_year = a.status_year AND top_1.company_id = a.company_id
+        ;
+    END IF;
+
+    -- Reference aggregates at grain product_line.
+    PERFORM 'PRAGMA:TABLE: pg_temp.cmdm_sync_reference_product_line (status_year integer, company_id text, product_line_code text, "sum_期末资产规模" numeric)';
+    IF pg_catalog.to_regclass('pg_temp.cmdm_sync_reference_product_line') IS NULL THEN
+        CREATE TEMPORARY TABLE cmdm_sync_reference_product_line (
+            status_year integer,
+            company_id text,
+            product_line_code text,
+            "sum_期末资产规模" numeric
+        ) ON COMMIT DROP;
+    ELSE
+        TRUNCATE pg_temp.cmdm_sync_reference_product_line;
+    END IF;
+    IF cardinality(v_reference_years) > 0 THEN
+        INSERT INTO pg_temp.cmdm_sync_reference_product_line (status_year, company_id, product_line_code, "sum_期末资产规模")
+        WITH reference_fact AS MATERIALIZED (
+            SELECT r.status_year, f.company_id, f."计划代码", f."产品线代码", f."期末资产规模", f."机构代码"
+              FROM pg_temp.cmdm_sync_reference r
+             CROSS JOIN LATERAL (
+                   SELECT f.* FROM business."规模明细" f
+                    WHERE f."月度" >= r.month_start
+                      AND f."月度" < (r.month_start + INTERVAL '1 month')::date
+                   ) f
+              JOIN mapping."产品线" pl ON pl."产品线代码" = f."产品线代码"
+              JOIN customer."年金客户" co ON co.company_id = f.company_id
+             WHERE f."计划代码" IS NOT NULL
+        )
+        SELECT a.status_year, a.company_id, a.product_line_code, a."sum_期末资产规模"
+          FROM (SELECT f.status_year, f.company_id::text AS company_id, f."产品线代码"::text AS product_line_code,
+                       sum(f."期末资产规模") AS "sum_期末资产规模"
+                  FROM reference_fact f
+                 GROUP BY f.status_year, f.company_id, f."产品线代码") a
+        ;
+    END IF;
+
+    -- 3. Years whose reference month this month is or was: their versions' annual statuses
+    --    are rewritten in place from the reference aggregates.
+    IF cardinality(v_reflag_years) > 0 THEN
+        UPDATE customer.customer_plan_contract c
+           SET is_strategic = x.is_strategic,
+               is_existing = x.is_existing
+          FROM (SELECT c2.contract_id,
+                       (coalesce(ref_company."sum_期末资产规模", 0) >= 500000000::numeric OR coalesce(ref_company."top_10_by_机构代码", false)) AS is_strategic,
+                       coalesce(ref_product_line."sum_期末资产规模", 0) > 0::numeric AS is_existing
+                  FROM customer.customer_plan_contract c2
+          LEFT JOIN pg_temp.cmdm_sync_reference_company ref_company
+                 ON ref_company.status_year = c2.status_year AND ref_company.company_id = c2.company_id
+          LEFT JOIN pg_temp.cmdm_sync_reference_product_line ref_product_line
+                 ON ref_product_line.status_year = c2.status_year AND ref_product_line.company_id = c2.company_id AND ref_product_line.product_line_code = c2.product_line_code
+                 WHERE c2.status_year = ANY (v_reflag_years)) x
+         WHERE c.status_year = ANY (v_reflag_years)
+           AND c.contract_id = x.contract_id
+           AND (c.is_strategic, c.is_existing)
+               IS DISTINCT FROM (x.is_strategic, x.is_existing);
+        GET DIAGNOSTICS v_flags_updated = ROW_COUNT;
+    END IF;
+
+    -- 4. The keys whose history may change: every key seen this month or with a version
+    --    covering the month (or ending at it), minus those provably unchanged: a state at
+    --    this month equal to the covering version's, in the same year. window_end: states
+    --    are recomputed at the loaded months in [this month, window_end).
+    PERFORM 'PRAGMA:TABLE: pg_temp.cmdm_sync_key (key_no bigint, company_id text, plan_code text, product_line_code text, present boolean, contract_status text, appeared_before boolean, window_end date, covering_id bigint, covering_from date, old_contract_status text, old_status_year integer, old_is_strategic boolean, old_is_existing boolean)';
+    IF pg_catalog.to_regclass('pg_temp.cmdm_sync_key') IS NULL THEN
+        CREATE TEMPORARY TABLE cmdm_sync_key (
+            key_no bigint,
+            company_id text,
+            plan_code text,
+            product_line_code text,
+            present boolean,
+            contract_status text,
+            appeared_before boolean,
+            window_end date,
+            covering_id bigint,
+            covering_from date,
+            old_contract_status text,
+            old_status_year integer,
+            old_is_strategic boolean,
+            old_is_existing boolean
+        ) ON COMMIT DROP;
+    ELSE
+        TRUNCATE pg_temp.cmdm_sync_key;
+    END IF;
+    WITH stab AS MATERIALIZED (
+        SELECT c.company_id::text AS company_id, c.plan_code::text AS plan_code,
+               c.product_line_code::text AS product_line_code,
+               c.contract_id, c.valid_from, c.valid_to, c.contract_status, c.status_year, c.is_strategic, c.is_existing
+          FROM customer.customer_plan_contract c
+         WHERE pg_catalog.daterange(c.valid_from, c.valid_to, '[]') @> v_month_end
+    ), covering AS (
+        -- the version covering the month: at most one per key
+        SELECT * FROM stab WHERE stab.valid_to > v_month_end
+    ), ending AS (
+        -- a version ending at the month (the key was absent, or changed state, here)
+        SELECT * FROM stab WHERE stab.valid_to = v_month_end
+    ), scope AS (
+        SELECT coalesce(m.company_id, v.company_id) AS company_id,
+               coalesce(m.plan_code, v.plan_code) AS plan_code,
+               coalesce(m.product_line_code, v.product_line_code) AS product_line_code,
+               m.company_id IS NOT NULL AS present,
+               m.contract_status,
+               coalesce(v.valid_from < v_month_end OR e.contract_id IS NOT NULL, false) AS appeared_before,
+               v.contract_id AS covering_id, v.valid_from AS covering_from,
+v.contract_status AS old_contract_status, v.status_year AS old_status_year, v.is_strategic AS old_is_strategic, v.is_existing AS old_is_existing
+          FROM (SELECT * FROM pg_temp.cmdm_sync_month WHERE reason IS NULL) m
+          FULL JOIN covering v ON v.company_id = m.company_id AND v.plan_code = m.plan_code AND v.product_line_code = m.product_line_code
+          LEFT JOIN ending e ON e.company_id = v.company_id AND e.plan_code = v.plan_code AND e.product_line_code = v.product_line_code
+        UNION ALL
+        -- keys whose only version ends here and that are not seen now
+        SELECT e.company_id, e.plan_code, e.product_line_code, false, NULL, true,
+               NULL, NULL, NULL, NULL, NULL, NULL
+          FROM ending e
+         WHERE NOT EXISTS (SELECT FROM covering v WHERE v.company_id = e.company_id AND v.plan_code = e.plan_code AND v.product_line_code = e.product_line_code)
+           AND NOT EXISTS (SELECT FROM pg_temp.cmdm_sync_month m
+                            WHERE m.reason IS NULL AND m.company_id = e.company_id AND m.plan_code = e.plan_code AND m.product_line_code = e.product_line_code)
+    ), decided AS (
+        SELECT s.*,
+               -- the new status at this month, if the key has a state here
+               CASE WHEN s.present THEN s.contract_status
+                    WHEN s.appeared_before THEN '停缴'
+               END AS new_status
+          FROM scope s
+    ), counted AS (
+        SELECT count(*) AS n FROM decided
+    ), candidate AS (
+        INSERT INTO pg_temp.cmdm_sync_key
+               (key_no, company_id, plan_code, product_line_code, present, contract_status,
+                appeared_before, window_end, covering_id, covering_from,
+                old_contract_status, old_status_year, old_is_strategic, old_is_existing)
+        SELECT row_number() OVER (), s.company_id, s.plan_code, s.product_line_code, s.present,
+               s.contract_status, s.appeared_before,
+               CASE
+                   -- seen before this month, or first seen here and still here
+                   WHEN s.appeared_before OR (s.covering_id IS NOT NULL AND s.present)
+                       THEN v_window_end
+                   -- first appearance moves here: suspended states up to the old first one
+                   WHEN s.present
+                       THEN coalesce((SELECT min(c.valid_from)
+                                        FROM customer.customer_plan_contract c
+                                       WHERE c.company_id = s.company_id AND c.plan_code = s.plan_code
+                                         AND c.product_line_code = s.product_line_code),
+                                     DATE '9999-12-31')
+                   -- first appearance moves away from here: up to the next appearance (below)
+               END,
+               s.covering_id, s.covering_from, s.old_contract_status, s.old_status_year, s.old_is_strategic, s.old_is_existing
+          FROM decided s
+         WHERE NOT CASE
+                   WHEN v_loaded THEN
+                        (s.covering_id IS NOT NULL AND s.old_status_year = v_year
+                         AND s.new_status IS NOT DISTINCT FROM s.old_contract_status)
+                        OR (s.covering_id IS NULL AND s.new_status IS NULL)
+                   ELSE s.covering_id IS NOT NULL AND s.covering_from < v_month_end
+               END
+        RETURNING 1
+    )
+    SELECT (SELECT n FROM counted), (SELECT count(*) FROM candidate) INTO v_scope, v_changed;
+
+    -- A key whose first appearance was this month and is gone from it now: its states end
+    -- before its next appearance, found month by month (usually the next loaded month).
+    IF EXISTS (SELECT FROM pg_temp.cmdm_sync_key k WHERE k.window_end IS NULL) THEN
+        FOR v_candidate IN SELECT l FROM customer.loaded_months(v_next_start, NULL) l LOOP
+            UPDATE pg_temp.cmdm_sync_key k
+               SET window_end = v_candidate
+             WHERE k.window_end IS NULL
+               AND EXISTS (SELECT FROM business."规模明细" f
+                            WHERE f."月度" >= pg_catalog.date_trunc('month', v_candidate)::date
+                              AND f."月度" <= v_candidate
+                              AND f.company_id = k.company_id
+                              AND f."计划代码" = k.plan_code
+                              AND f."产品线代码" = k.product_line_code);
+            EXIT WHEN NOT EXISTS (SELECT FROM pg_temp.cmdm_sync_key k WHERE k.window_end IS NULL);
+        END LOOP;
+        UPDATE pg_temp.cmdm_sync_key k SET window_end = DATE '9999-12-31' WHERE k.window_end IS NULL;
+    END IF;
+
+    -- 5. The loaded months inside the windows, each with the loaded month after it.
+    PERFORM 'PRAGMA:TABLE: pg_temp.cmdm_sync_months (month_end date, next_end date)';
+    IF pg_catalog.to_regclass('pg_temp.cmdm_sync_months') IS NULL THEN
+        CREATE TEMPORARY TABLE cmdm_sync_months (
+            month_end date,
+            next_end date
+        ) ON COMMIT DROP;
+    ELSE
+        TRUNCATE pg_temp.cmdm_sync_months;
+    END IF;
+    INSERT INTO pg_temp.cmdm_sync_months (month_end, next_end)
+    SELECT l, lead(l, 1, DATE '9999-12-31') OVER (ORDER BY l)
+      FROM customer.loaded_months(v_month_start,
+                                  (SELECT max(k.window_end) FROM pg_temp.cmdm_sync_key k)) l;
+
+    -- 6. New states at the loaded months of each window. Annual statuses: computed where
+    --    the year's reference aggregates are, else the value a version of the same grain
+    --    key holds in that year (a scalar index lookup), else the value for a key without
+    --    facts at the reference month.
+    PERFORM 'PRAGMA:TABLE: pg_temp.cmdm_sync_state (key_no bigint, valid_from date, valid_to date, contract_status text, status_year integer, is_strategic boolean, is_existing boolean)';
+    IF pg_catalog.to_regclass('pg_temp.cmdm_sync_state') IS NULL THEN
+        CREATE TEMPORARY TABLE cmdm_sync_state (
+            key_no bigint,
+            valid_from date,
+            valid_to date,
+            contract_status text,
+            status_year integer,
+            is_strategic boolean,
+            is_existing boolean
+        ) ON COMMIT DROP;
+    ELSE
+        TRUNCATE pg_temp.cmdm_sync_state;
+    END IF;
+    INSERT INTO pg_temp.cmdm_sync_state (key_no, valid_from, valid_to, contract_status, status_year, is_strategic, is_existing)
+    SELECT k.key_no, s.month_end, s.next_end,
+           CASE WHEN s.month_end = v_month_end AND k.present THEN k.contract_status
+                ELSE '停缴' END,
+           extract(year FROM s.month_end)::int,
+           CASE WHEN extract(year FROM s.month_end)::int = ANY (v_reference_years)
+                THEN (coalesce(ref_company."sum_期末资产规模", 0) >= 500000000::numeric OR coalesce(ref_company."top_10_by_机构代码", false))
+                ELSE coalesce(
+                    (SELECT bool_or(c.is_strategic)
+                       FROM customer.customer_plan_contract c
+                      WHERE c.company_id = k.company_id AND c.status_year = extract(year FROM s.month_end)::int),
+                    (coalesce(ref_company."sum_期末资产规模", 0) >= 500000000::numeric OR coalesce(ref_company."top_10_by_机构代码", false)))
+           END,
+           CASE WHEN extract(year FROM s.month_end)::int = ANY (v_reference_years)
+                THEN coalesce(ref_product_line."sum_期末资产规模", 0) > 0::numeric
+                ELSE coalesce(
+                    (SELECT bool_or(c.is_existing)
+                       FROM customer.customer_plan_contract c
+                      WHERE c.company_id = k.company_id AND c.product_line_code = k.product_line_code AND c.status_year = extract(year FROM s.month_end)::int),
+                    coalesce(ref_product_line."sum_期末资产规模", 0) > 0::numeric)
+           END
+      FROM pg_temp.cmdm_sync_key k
+      JOIN pg_temp.cmdm_sync_months s
+        ON s.month_end >= v_month_end AND s.month_end < k.window_end
+      LEFT JOIN pg_temp.cmdm_sync_reference_company ref_company
+             ON ref_company.status_year = extract(year FROM s.month_end)::int AND ref_company.company_id = k.company_id
+      LEFT JOIN pg_temp.cmdm_sync_reference_product_line ref_product_line
+             ON ref_product_line.status_year = extract(year FROM s.month_end)::int AND ref_product_line.company_id = k.company_id AND ref_product_line.product_line_code = k.product_line_code
+     WHERE (s.month_end = v_month_end AND k.present)
+        OR k.appeared_before
+        OR (k.present AND s.month_end > v_month_end)
+    ;
+
+    -- 7. The versions of these keys that overlap or touch their windows (an index lookup
+    --    per key), then drop the keys whose state at this month turned out unchanged.
+    PERFORM 'PRAGMA:TABLE: pg_temp.cmdm_sync_old (contract_id bigint, key_no bigint, valid_from date, valid_to date, contract_status text, status_year integer, is_strategic boolean, is_existing boolean)';
+    IF pg_catalog.to_regclass('pg_temp.cmdm_sync_old') IS NULL THEN
+        CREATE TEMPORARY TABLE cmdm_sync_old (
+            contract_id bigint,
+            key_no bigint,
+            valid_from date,
+            valid_to date,
+            contract_status text,
+            status_year integer,
+            is_strategic boolean,
+            is_existing boolean
+        ) ON COMMIT DROP;
+    ELSE
+        TRUNCATE pg_temp.cmdm_sync_old;
+    END IF;
+    INSERT INTO pg_temp.cmdm_sync_old (contract_id, key_no, valid_from, valid_to, contract_status, status_year, is_strategic, is_existing)
+    SELECT c.contract_id, k.key_no, c.valid_from, c.valid_to, c.contract_status, c.status_year, c.is_strategic, c.is_existing
+      FROM pg_temp.cmdm_sync_key k
+     CROSS JOIN LATERAL (
+           SELECT c.*
+             FROM customer.customer_plan_contract c
+            WHERE c.company_id = k.company_id AND c.plan_code = k.plan_code
+              AND c.product_line_code = k.product_line_code
+              AND c.valid_to >= v_month_end
+              AND c.valid_from <= k.window_end
+           ) c;
+    SELECT max(k.window_end) INTO v_changed_until FROM pg_temp.cmdm_sync_key k;
+
+    -- 8. Pieces -> merged versions: the old versions cut at the window, the new states
+    --    inside it; consecutive pieces with equal states merge (gaps and islands).
+    PERFORM 'PRAGMA:TABLE: pg_temp.cmdm_sync_new (key_no bigint, valid_from date, valid_to date, contract_status text, status_year integer, is_strategic boolean, is_existing boolean)';
+    IF pg_catalog.to_regclass('pg_temp.cmdm_sync_new') IS NULL THEN
+        CREATE TEMPORARY TABLE cmdm_sync_new (
+            key_no bigint,
+            valid_from date,
+            valid_to date,
+            contract_status text,
+            status_year integer,
+            is_strategic boolean,
+            is_existing boolean
+        ) ON COMMIT DROP;
+    ELSE
+        TRUNCATE pg_temp.cmdm_sync_new;
+    END IF;
+    INSERT INTO pg_temp.cmdm_sync_new (key_no, valid_from, valid_to, contract_status, status_year, is_strategic, is_existing)
+    WITH piece AS (
+        -- the part of an old version before the window: up to the first loaded month in it
+        SELECT o.key_no, o.valid_from,
+               least(o.valid_to, CASE WHEN v_loaded THEN v_month_end ELSE v_window_end END) AS valid_to,
+               o.contract_status, o.status_year, o.is_strategic, o.is_existing
+          FROM pg_temp.cmdm_sync_old o
+         WHERE o.valid_from < v_month_end
+        UNION ALL
+        -- the part of an old version after the window
+        SELECT o.key_no, greatest(o.valid_from, k.window_end), o.valid_to, o.contract_status, o.status_year, o.is_strategic, o.is_existing
+          FROM pg_temp.cmdm_sync_old o
+          JOIN pg_temp.cmdm_sync_key k ON k.key_no = o.key_no
+         WHERE o.valid_to > k.window_end
+        UNION ALL
+        -- the new states inside the window
+        SELECT s.key_no, s.valid_from, s.valid_to, s.contract_status, s.status_year, s.is_strategic, s.is_existing
+          FROM pg_temp.cmdm_sync_state s
+    ), marked AS (
+        SELECT p.*,
+               CASE WHEN lag(p.valid_to) OVER w = p.valid_from
+                     AND (lag(p.contract_status) OVER w, lag(p.status_year) OVER w, lag(p.is_strategic) OVER w, lag(p.is_existing) OVER w)
+                         IS NOT DISTINCT FROM (p.contract_status, p.status_year, p.is_strategic, p.is_existing)
+                    THEN 0 ELSE 1 END AS starts_version
+          FROM piece p
+        WINDOW w AS (PARTITION BY p.key_no ORDER BY p.valid_from)
+    ), numbered AS (
+        SELECT m.*, sum(m.starts_version) OVER (PARTITION BY m.key_no ORDER BY m.valid_from) AS version_no
+          FROM marked m
+    )
+    SELECT n.key_no, min(n.valid_from), max(n.valid_to), n.contract_status, n.status_year, n.is_strategic, n.is_existing
+      FROM numbered n
+     GROUP BY n.key_no, n.version_no, n.contract_status, n.status_year, n.is_strategic, n.is_existing;
+
+    -- 9. Write the difference: deletes, then valid_to moves (safe in any order once the
+    --    deleted versions are gone), then inserts: never a transient overlap. A version
+    --    that keeps its start and state keeps its row (contract_id, created_at).
+    SELECT coalesce(array_agg(o.contract_id), '{}') INTO v_delete_ids
+      FROM pg_temp.cmdm_sync_old o
+     WHERE NOT EXISTS (SELECT FROM pg_temp.cmdm_sync_new n
+                        WHERE n.key_no = o.key_no AND n.valid_from = o.valid_from
+                          AND (n.contract_status, n.status_year, n.is_strategic, n.is_existing) IS NOT DISTINCT FROM (o.contract_status, o.status_year, o.is_strategic, o.is_existing));
+    DELETE FROM customer.customer_plan_contract c WHERE c.contract_id = ANY (v_delete_ids);
+    GET DIAGNOSTICS v_removed = ROW_COUNT;
+
+    SELECT coalesce(array_agg(o.contract_id), '{}'), coalesce(array_agg(n.valid_to), '{}')
+      INTO v_move_ids, v_move_to
+      FROM pg_temp.cmdm_sync_old o
+      JOIN pg_temp.cmdm_sync_new n
+        ON n.key_no = o.key_no AND n.valid_from = o.valid_from
+       AND (n.contract_status, n.status_year, n.is_strategic, n.is_existing) IS NOT DISTINCT FROM (o.contract_status, o.status_year, o.is_strategic, o.is_existing)
+     WHERE n.valid_to <> o.valid_to;
+    UPDATE customer.customer_plan_contract c
+       SET valid_to = m.valid_to
+      FROM unnest(v_move_ids, v_move_to) AS m (contract_id, valid_to)
+     WHERE c.contract_id = ANY (v_move_ids)
+       AND c.contract_id = m.contract_id;
+    GET DIAGNOSTICS v_closed = ROW_COUNT;
+
+    INSERT INTO customer.customer_plan_contract
+           (company_id, plan_code, product_line_code, product_line_name, valid_from, valid_to,
+            contract_status, status_year, is_strategic, is_existing)
+    SELECT k.company_id, k.plan_code, k.product_line_code, pl."产品线", n.valid_from, n.valid_to,
+           n.contract_status, n.status_year, n.is_strategic, n.is_existing
+      FROM pg_temp.cmdm_sync_new n
+      JOIN pg_temp.cmdm_sync_key k ON k.key_no = n.key_no
+      JOIN mapping."产品线" pl ON pl."产品线代码" = k.product_line_code
+     WHERE NOT EXISTS (SELECT FROM pg_temp.cmdm_sync_old o
+                        WHERE o.key_no = n.key_no AND o.valid_from = n.valid_from
+                          AND (n.contract_status, n.status_year, n.is_strategic, n.is_existing) IS NOT DISTINCT FROM (o.contract_status, o.status_year, o.is_strategic, o.is_existing));
+    GET DIAGNOSTICS v_opened = ROW_COUNT;
+
+    -- keys whose versions were rewritten (inserted, moved or deleted)
+    SELECT count(DISTINCT x.key_no) INTO v_changed
+      FROM (SELECT o.key_no FROM pg_temp.cmdm_sync_old o WHERE o.contract_id = ANY (v_delete_ids || v_move_ids)
+            UNION ALL
+            SELECT n.key_no FROM pg_temp.cmdm_sync_new n
+             WHERE NOT EXISTS (SELECT FROM pg_temp.cmdm_sync_old o
+                                WHERE o.key_no = n.key_no AND o.valid_from = n.valid_from
+                                  AND (n.contract_status, n.status_year, n.is_strategic, n.is_existing) IS NOT DISTINCT FROM (o.contract_status, o.status_year, o.is_strategic, o.is_existing))) x;
+
+    RETURN QUERY SELECT v_month_end, v_keys_seen, v_changed, v_scope - v_changed, v_opened,
+                        v_closed, v_removed, v_flags_updated, v_null_key, v_unknown_product_line,
+                        v_unknown_company, CASE WHEN v_changed > 0 THEN v_changed_until END;
+END
+$fn$;
+
+COMMENT ON FUNCTION customer.sync_contract_status(date) IS
+    'SCD Type 2 sync of customer.customer_plan_contract for one month. Contract status: 正常 when coalesce(m."sum_期末资产规模", 0) > 0::numeric; else 停缴; on_missing suspend (停缴). Annual statuses: is_strategic: 战略客户 (strategic customer): at the year''s reference month the company''s total AUM reaches strategic_threshold, or it is among the whitelist_top_n largest companies by AUM of its branch.; is_existing: 存量客户 (existing customer): the company held assets (AUM > 0) in this product line at the year''s reference month.. rules sha256 79a4d37298953a487d1f30de9719afc500641ba5cd69ed20a8811ce6aa7a2779';
+""",
+    },
+    {
+        "template": "sql/triggers/mapping.product_line__propagate_name.sql.j2",
+        "kind": "function",
+        "identity": "cmdm.tg_product_line__propagate_name()",
+        "triggers": [["_100_propagate_name", 'mapping."产品线"']],
+        "sha256": "79f1a807ef98ed69ea1b83877537d022a2848444bf1f19f37c587b53cc032d8f",
+        "sql": """\
+-- Generated by cmdm from sql/triggers/mapping.product_line__propagate_name.sql.j2 and rules/ (sha256 79a4d37298953a487d1f30de9719afc500641ba5cd69ed20a8811ce6aa7a2779).
+-- Do not edit in the database: `cmdm deploy-rules --check` reports hand edits.
+CREATE OR REPLACE FUNCTION cmdm.tg_product_line__propagate_name()
+    RETURNS trigger
+    LANGUAGE plpgsql
+    VOLATILE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+/*
+ * AFTER UPDATE statement trigger on mapping."产品线": a renamed product line's name is
+ * copied into the redundant product_line_name columns of the output tables, in place.
+ * A name is not tracked state, so no version opens. One UPDATE per table for the whole
+ * statement (transition tables), touching only rows of renamed product lines.
+ */
+BEGIN
+    UPDATE customer.customer_plan_contract c
+       SET product_line_name = n."产品线"
+      FROM renamed_old o
+      JOIN renamed_new n ON n."产品线代码" = o."产品线代码"
+     WHERE c.product_line_code = n."产品线代码"
+       AND o."产品线" IS DISTINCT FROM n."产品线"
+       AND c.product_line_name IS DISTINCT FROM n."产品线";
+
+    UPDATE customer.fct_customer_business_monthly_status b
+       SET product_line_name = n."产品线"
+      FROM renamed_old o
+      JOIN renamed_new n ON n."产品线代码" = o."产品线代码"
+     WHERE b.product_line_code = n."产品线代码"
+       AND o."产品线" IS DISTINCT FROM n."产品线"
+       AND b.product_line_name IS DISTINCT FROM n."产品线";
+
+    UPDATE customer.fct_customer_plan_monthly_status p
+       SET product_line_name = n."产品线"
+      FROM renamed_old o
+      JOIN renamed_new n ON n."产品线代码" = o."产品线代码"
+     WHERE p.product_line_code = n."产品线代码"
+       AND o."产品线" IS DISTINCT FROM n."产品线"
+       AND p.product_line_name IS DISTINCT FROM n."产品线";
+    RETURN NULL;
+END
+$fn$;
+
+COMMENT ON FUNCTION cmdm.tg_product_line__propagate_name() IS
+    'Copies renamed product line names into the output tables without opening versions. rules sha256 79a4d37298953a487d1f30de9719afc500641ba5cd69ed20a8811ce6aa7a2779';
+
+DROP TRIGGER IF EXISTS _100_propagate_name ON mapping."产品线";
+CREATE TRIGGER _100_propagate_name
+    AFTER UPDATE ON mapping."产品线"
+    REFERENCING OLD TABLE AS renamed_old NEW TABLE AS renamed_new
+    FOR EACH STATEMENT
+    EXECUTE FUNCTION cmdm.tg_product_line__propagate_name();
+""",
+    },
+]
+
+#: What the previous rules revision created: downgrade restores exactly this.
+PREVIOUS_OBJECTS = []
