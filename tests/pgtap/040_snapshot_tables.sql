@@ -10,11 +10,16 @@ SELECT plan(93);
 -- ======================================================= fct_customer_business_monthly_status
 SELECT has_table('customer', 'fct_customer_business_monthly_status',
     'table customer.fct_customer_business_monthly_status exists');
-SELECT columns_are('customer', 'fct_customer_business_monthly_status',
-    ARRAY['snapshot_month', 'company_id', 'product_line_code', 'product_line_name',
+-- the base columns, plus one boolean column per status the deployed rules define
+SELECT is_empty(
+    $$SELECT a.attname FROM pg_catalog.pg_attribute a
+       WHERE a.attrelid = 'customer.fct_customer_business_monthly_status'::regclass AND a.attnum > 0
+         AND NOT a.attisdropped
+         AND a.attname <> ALL (ARRAY['snapshot_month', 'company_id', 'product_line_code', 'product_line_name',
           'is_strategic', 'is_existing', 'is_new', 'is_winning_this_year',
-          'is_churned_this_year', 'aum_balance', 'plan_count', 'updated_at'],
-    'business snapshot has exactly its 12 base columns');
+          'is_churned_this_year', 'aum_balance', 'plan_count', 'updated_at'])
+         AND NOT (a.atttypid = 'boolean'::regtype AND a.attnotnull AND a.atthasdef)$$,
+    'business snapshot: every column beyond the 12 base ones is a NOT NULL boolean status column with a default');
 SELECT col_type_is('customer', 'fct_customer_business_monthly_status', 'snapshot_month', 'date', 'business snapshot: snapshot_month is date');
 SELECT col_type_is('customer', 'fct_customer_business_monthly_status', 'company_id', 'character varying', 'business snapshot: company_id is varchar');
 SELECT col_type_is('customer', 'fct_customer_business_monthly_status', 'product_line_code', 'character varying(20)', 'business snapshot: product_line_code is varchar(20)');
@@ -90,11 +95,16 @@ SELECT set_eq(
 -- ======================================================= fct_customer_plan_monthly_status
 SELECT has_table('customer', 'fct_customer_plan_monthly_status',
     'table customer.fct_customer_plan_monthly_status exists');
-SELECT columns_are('customer', 'fct_customer_plan_monthly_status',
-    ARRAY['snapshot_month', 'company_id', 'plan_code', 'product_line_code', 'product_line_name',
+-- the base columns, plus one boolean column per status the deployed rules define
+SELECT is_empty(
+    $$SELECT a.attname FROM pg_catalog.pg_attribute a
+       WHERE a.attrelid = 'customer.fct_customer_plan_monthly_status'::regclass AND a.attnum > 0
+         AND NOT a.attisdropped
+         AND a.attname <> ALL (ARRAY['snapshot_month', 'company_id', 'plan_code', 'product_line_code', 'product_line_name',
           'is_strategic', 'is_existing', 'is_new', 'is_winning_this_year',
-          'is_churned_this_year', 'aum_balance', 'updated_at'],
-    'plan snapshot has exactly its 12 base columns');
+          'is_churned_this_year', 'aum_balance', 'updated_at'])
+         AND NOT (a.atttypid = 'boolean'::regtype AND a.attnotnull AND a.atthasdef)$$,
+    'plan snapshot: every column beyond the 12 base ones is a NOT NULL boolean status column with a default');
 SELECT col_type_is('customer', 'fct_customer_plan_monthly_status', 'snapshot_month', 'date', 'plan snapshot: snapshot_month is date');
 SELECT col_type_is('customer', 'fct_customer_plan_monthly_status', 'company_id', 'character varying', 'plan snapshot: company_id is varchar');
 SELECT col_type_is('customer', 'fct_customer_plan_monthly_status', 'plan_code', 'character varying', 'plan snapshot: plan_code is varchar');
