@@ -42,17 +42,109 @@ from cmdm_admin.rules import (
 #: Words PostgreSQL reserves (pg_get_keywords() catcode 'R' and 'T'); a plain lower-case
 #: name that is one of them must still be quoted.
 _RESERVED = frozenset(
-    """
-    all analyse analyze and any array as asc asymmetric authorization binary both case cast
-    check collate collation column concurrently constraint create cross current_catalog
-    current_date current_role current_schema current_time current_timestamp current_user
-    default deferrable desc distinct do else end except false fetch for foreign freeze from
-    full grant group having ilike in initially inner intersect into is isnull join lateral
-    leading left like limit localtime localtimestamp natural not notnull null offset on only
-    or order outer overlaps placing primary references returning right select session_user
-    similar some symmetric system_user table tablesample then to trailing true union unique
-    user using variadic verbose when where window with
-    """.split()
+    (
+        "all",
+        "analyse",
+        "analyze",
+        "and",
+        "any",
+        "array",
+        "as",
+        "asc",
+        "asymmetric",
+        "authorization",
+        "binary",
+        "both",
+        "case",
+        "cast",
+        "check",
+        "collate",
+        "collation",
+        "column",
+        "concurrently",
+        "constraint",
+        "create",
+        "cross",
+        "current_catalog",
+        "current_date",
+        "current_role",
+        "current_schema",
+        "current_time",
+        "current_timestamp",
+        "current_user",
+        "default",
+        "deferrable",
+        "desc",
+        "distinct",
+        "do",
+        "else",
+        "end",
+        "except",
+        "false",
+        "fetch",
+        "for",
+        "foreign",
+        "freeze",
+        "from",
+        "full",
+        "grant",
+        "group",
+        "having",
+        "ilike",
+        "in",
+        "initially",
+        "inner",
+        "intersect",
+        "into",
+        "is",
+        "isnull",
+        "join",
+        "lateral",
+        "leading",
+        "left",
+        "like",
+        "limit",
+        "localtime",
+        "localtimestamp",
+        "natural",
+        "not",
+        "notnull",
+        "null",
+        "offset",
+        "on",
+        "only",
+        "or",
+        "order",
+        "outer",
+        "overlaps",
+        "placing",
+        "primary",
+        "references",
+        "returning",
+        "right",
+        "select",
+        "session_user",
+        "similar",
+        "some",
+        "symmetric",
+        "system_user",
+        "table",
+        "tablesample",
+        "then",
+        "to",
+        "trailing",
+        "true",
+        "union",
+        "unique",
+        "user",
+        "using",
+        "variadic",
+        "verbose",
+        "when",
+        "where",
+        "window",
+        "with",
+    )
 )
 _PLAIN = re.compile(r"[a-z_][a-z0-9_]*")
 
@@ -68,8 +160,7 @@ def ident(name: str) -> str:
     else double-quoted with inner quotes doubled."""
     if not isinstance(name, str) or name == "":
         raise CompileError(f"invalid identifier {name!r}: empty or not text")
-    if "\x00" in name:
-        raise CompileError(f"invalid identifier {name!r}: contains a NUL character")
+    _check_text(name, "identifier")
     if len(name.encode("utf-8")) > MAX_IDENTIFIER_BYTES:
         raise CompileError(f"invalid identifier {name!r}: longer than {MAX_IDENTIFIER_BYTES} bytes")
     if _PLAIN.fullmatch(name) and name not in _RESERVED:
@@ -104,14 +195,23 @@ def literal(value: Any) -> str:
 
 
 def text_literal(value: str) -> str:
-    """A string constant, without a cast. E'' (with backslashes doubled) when the text has a
-    backslash, so it reads the same with standard_conforming_strings on or off."""
-    if "\x00" in value:
-        raise CompileError(f"text {value!r} contains a NUL character")
+    """A string constant, without a cast. E'' when the text has a backslash or a `$`
+    (backslashes doubled, `$` written as \\x24), so it reads the same whatever
+    standard_conforming_strings says and can never close a dollar-quoted routine body."""
+    _check_text(value, "text")
     quoted = value.replace("'", "''")
-    if "\\" in value:
-        return "E'" + quoted.replace("\\", "\\\\") + "'"
+    if "\\" in value or "$" in value:
+        return "E'" + quoted.replace("\\", "\\\\").replace("$", "\\x24") + "'"
     return "'" + quoted + "'"
+
+
+def _check_text(value: str, what: str) -> None:
+    if "\x00" in value:
+        raise CompileError(f"{what} {value!r} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CompileError(f"{what} {value!r} is not valid Unicode text") from None
 
 
 # --- scopes ---------------------------------------------------------------------------------

@@ -35,6 +35,9 @@ from cmdm_admin.rules import GRAIN_KEYS, RuleSet
 TEMPLATE_FOLDERS = ("functions", "triggers")
 TEMPLATE_SUFFIX = ".sql.j2"
 
+#: The dollar-quote tag of every routine body (sql/macros/header.sql.j2).
+BODY_TAG = "$fn$"
+
 #: Columns of the data contract (DESIGN §3) that the rules do not name.
 PORTFOLIO_COLUMN = "组合代码"
 
@@ -92,6 +95,13 @@ class Rendered:
         return "\n".join(o.sql for o in self.objects)
 
 
+def in_comment(text: str) -> str:
+    """`text` made safe inside a `--` or `/* */` comment: names from rules/ may hold line
+    breaks or `*/`, which would end the comment and let the rest run as SQL."""
+    text = re.sub(r"[\r\n\v\f\x85\u2028\u2029]+", " ", str(text))
+    return text.replace("*/", "* /").replace("/*", "/ *")
+
+
 def sql_dir() -> Path:
     return project_dir() / "sql"
 
@@ -108,6 +118,7 @@ def environment(root: Path | None = None) -> jinja2.Environment:
     env.filters["ident"] = ident
     env.filters["literal"] = literal
     env.filters["prefix"] = lambda text, prefix: f"{prefix}{text}"
+    env.filters["in_comment"] = in_comment
     return env
 
 
@@ -116,9 +127,7 @@ def template_names(root: Path | None = None) -> list[str]:
     base = root or sql_dir()
     names: list[str] = []
     for folder in TEMPLATE_FOLDERS:
-        names += sorted(
-            f"{folder}/{p.name}" for p in (base / folder).glob(f"*{TEMPLATE_SUFFIX}")
-        )
+        names += sorted(f"{folder}/{p.name}" for p in (base / folder).glob(f"*{TEMPLATE_SUFFIX}"))
     return names
 
 
@@ -143,9 +152,14 @@ def build_context(ruleset: RuleSet) -> dict[str, Any]:
         (compile_rule(case.when, contract_scope, "plan"), case.value)
         for case in contract.status.cases
     ]
-    status_sql = "CASE" + "".join(
-        f"\n    WHEN {condition}\n        THEN {text_literal(value)}" for condition, value in cases
-    ) + f"\n    ELSE {text_literal(contract.status.default)}\nEND"
+    status_sql = (
+        "CASE"
+        + "".join(
+            f"\n    WHEN {condition}\n        THEN {text_literal(value)}"
+            for condition, value in cases
+        )
+        + f"\n    ELSE {text_literal(contract.status.default)}\nEND"
+    )
     if not cases:
         status_sql = text_literal(contract.status.default)
 
@@ -303,6 +317,13 @@ def _tidy(text: str) -> str:
 
 
 def _object(template: str, sql: str) -> RenderedObject:
+    # A rule's name or value can never end the routine body early: values are written
+    # without `$`; a name holding the body's dollar tag is refused here.
+    if sql.count(BODY_TAG) != 2:
+        raise RenderError(
+            f"{template}: the rendered routine does not have exactly one {BODY_TAG} body "
+            f"(a name in rules/ contains {BODY_TAG!r}?); rename it"
+        )
     match = _IDENTITY.search(sql)
     if not match:
         raise RenderError(f"{template}: no CREATE OR REPLACE FUNCTION/PROCEDURE header found")

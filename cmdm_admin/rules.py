@@ -229,13 +229,22 @@ def _reference(value: Any) -> str:
 Reference = Annotated[str, PlainValidator(_reference, json_schema_input_type=str)]
 
 
+def _unicode(text: str) -> str:
+    """Refuse lone surrogates (a YAML escape such as "\\ud800"): not text PostgreSQL can hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise rule_error(f"{text!r} is not valid Unicode text") from None
+    return text
+
+
 def _text(value: Any) -> str:
     text = _string(value)
     if not text.strip():
         raise rule_error("must not be empty")
     if "\x00" in text:
         raise rule_error("must not contain a NUL character")
-    return text
+    return _unicode(text)
 
 
 Text = Annotated[str, PlainValidator(_text, json_schema_input_type=str)]
@@ -252,7 +261,7 @@ def _status_value(value: Any) -> str:
             f"status value {text!r} is {len(text)} characters long; contract_status holds at "
             f"most {MAX_STATUS_VALUE_CHARS}"
         )
-    return text
+    return _unicode(text)
 
 
 #: A contract status value such as 正常.
@@ -274,7 +283,7 @@ def _scalar(value: Any) -> str | int | float | bool:
     if isinstance(value, bool | str):
         if isinstance(value, str) and "\x00" in value:
             raise rule_error(f"value {value!r} contains a NUL character")
-        return value
+        return _unicode(value) if isinstance(value, str) else value
     if isinstance(value, int | float):
         return _number(value)
     raise rule_error(f"expected a string, number or boolean, got {describe(value)}")

@@ -51,7 +51,7 @@ from cmdm_admin.compiler import (
     source_key_columns,
     text_literal,
 )
-from cmdm_admin.loader import load_rules_from_texts
+from cmdm_admin.loader import RulesInvalid, load_rules_from_texts
 from cmdm_admin.rules import GRAIN_KEYS, MAX_IDENTIFIER_BYTES, Rule, RuleSet, Source, Status
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -1262,11 +1262,8 @@ def test_ident_and_literal_refuse(call: Callable[[], str], message: str) -> None
 
 
 def test_text_that_is_not_unicode_is_refused() -> None:
-    """YAML can write a lone surrogate ("\\ud800") and the loader lets such a value through;
-    no PostgreSQL text can hold it. Like NUL, it must be refused with CompileError, not
-    returned inside SQL that cannot be encoded. (Fails today: literal and text_literal
-    return it, ident raises UnicodeEncodeError, render_rules dies with a bare
-    UnicodeEncodeError while hashing the rendered SQL.)"""
+    """YAML can write a lone surrogate ("\\ud800"); no PostgreSQL text can hold it. The loader
+    refuses it in a rule value (located), and the compiler refuses it like NUL."""
     texts = dict(DEFAULT_TEXTS)
     texts["statuses.yml"] += (
         "  odd:\n"
@@ -1275,8 +1272,10 @@ def test_text_that_is_not_unicode_is_refused() -> None:
         "    annual: true\n"
         '    rule: {field_equals: {field: 业务类型, value: "a\\ud800"}}\n'
     )
-    value = load_rules_from_texts(texts).statuses["odd"].rule.body.value
-    assert value == "a\ud800"
+    with pytest.raises(RulesInvalid) as refused:
+        load_rules_from_texts(texts)
+    assert any("not valid Unicode" in issue.message for issue in refused.value.errors)
+    value = "a\ud800"
     for call in (lambda: literal(value), lambda: text_literal(value), lambda: ident(value)):
         with pytest.raises(CompileError):
             call()

@@ -5,19 +5,21 @@ nothing else."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from cmdm_admin.cli import app
 from cmdm_admin.deploy import sql_file_name
-from cmdm_admin.loader import load_rules
+from cmdm_admin.loader import load_rules, load_rules_from_texts
 from cmdm_admin.project import project_dir
-from cmdm_admin.render import render_rules
+from cmdm_admin.render import RenderError, render_rules
 
 runner = CliRunner()
 
@@ -122,3 +124,36 @@ def test_a_template_error_is_one_line_naming_the_template(tmp_path: Path) -> Non
     assert result.output.count("Error:") == 1
     assert "sql/functions/customer.loaded_months.sql.j2" in result.output
     assert "Traceback" not in result.output
+
+
+def hostile_rules(field: str, within: str) -> dict[str, str]:
+    texts = {p.name: p.read_text(encoding="utf-8") for p in (project_dir() / "rules").glob("*.yml")}
+    texts["statuses.yml"] = texts["statuses.yml"].replace(
+        "top_n: {field: 期末资产规模, n: {config: whitelist_top_n}, within: 机构代码}",
+        f"top_n: {{field: {json.dumps(field)}, n: 3, within: {json.dumps(within)}}}",
+    )
+    return texts
+
+
+def test_names_cannot_escape_comments_or_the_routine_body() -> None:
+    """Names from rules/ are echoed in SQL comments: a line break or `*/` in them must not end
+    the comment (the rest would run inside a SECURITY DEFINER function), and `$fn$` in a
+    value must not close the routine body."""
+    field = "m\nCROSS JOIN set_config('x.y', 'pwned', false) z\n--"
+    within = "b */ SELECT 1; /* c"
+    ruleset = load_rules_from_texts(hostile_rules(field, within))
+    rendered = render_rules(ruleset)
+    sql = rendered.sql
+    # every occurrence is inside the quoted identifier, none at the start of a line of SQL
+    assert sql.count("\nCROSS JOIN set_config") == sql.count('"m\nCROSS JOIN set_config')
+    for obj in rendered.objects:
+        assert obj.sql.count("/*") == obj.sql.count("*/"), obj.template
+        assert obj.sql.count("$fn$") == 2, obj.template
+    # the name is still used, quoted, where it is a column
+    assert "\"m\nCROSS JOIN set_config('x.y', 'pwned', false) z\n--\"" in sql
+
+
+def test_a_name_holding_the_body_tag_is_refused() -> None:
+    ruleset = load_rules_from_texts(hostile_rules("a$fn$b", "机构代码"))
+    with pytest.raises(RenderError, match=r"\$fn\$"):
+        render_rules(ruleset)
