@@ -190,8 +190,7 @@ def report(figures: list[MonthFigures], spec: DemoSpec, restate_s: float | None)
     first, last = figures[0], figures[-1]
     growth = (last.sync_s / last.facts) / (first.sync_s / first.facts)
     print(
-        f"\nsync time per fact row, month {last.index} vs month 1: {growth:.2f}x "
-        "(target <= 1.25x)"
+        f"\nsync time per fact row, month {last.index} vs month 1: {growth:.2f}x (target <= 1.25x)"
     )
     if restate_s is not None:
         appended = sorted(f.sync_s for f in figures[-6:])[len(figures[-6:]) // 2]
