@@ -17,6 +17,7 @@ Run: make bench  (or .venv/bin/python bench/run.py --companies 2000 --months 12)
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import uuid
@@ -123,6 +124,11 @@ def run(spec: DemoSpec, server_url: str, keep: bool) -> tuple[list[MonthFigures]
         # autocommit: each `conn.transaction()` below is a real transaction that commits, as
         # an ETL month load does (not a savepoint of one session-long transaction).
         with connect(url, autocommit=True) as conn:
+            if os.environ.get("CMDM_BENCH_EXPLAIN"):
+                # plans of slow statements inside the functions, to the server log
+                conn.execute("LOAD 'auto_explain'")
+                conn.execute("SET auto_explain.log_min_duration = '3s'")
+                conn.execute("SET auto_explain.log_nested_statements = on")
             conn.execute(
                 "CREATE UNLOGGED TABLE bench_sync_floor "
                 "(company_id text, plan_code text, product_line_code text, aum numeric)"
