@@ -22,6 +22,25 @@ Semantics (DESIGN §4, with the default rules):
 * History: one piece per loaded month with a state, [month_end(x), month_end(next loaded
   month)) or [month_end(x), 9999-12-31) for the last; consecutive touching pieces with equal
   states merge into one version.
+
+It also computes the monthly snapshots of docs/snapshots.md (customer.
+fct_customer_business_monthly_status and customer.fct_customer_plan_monthly_status) with the
+default statuses of rules/statuses.yml, as of each loaded month m:
+
+* Plan population: the keys with a state at m (above). Business population: their
+  (company, product line) pairs. A month that is not loaded has no rows.
+* is_strategic, is_existing: the key's state on the plan table, bool_or over the pair's keys
+  in the population on the business table.
+* Monthly statuses, all of grain product_line (the plan table shows the pair's value):
+  is_winning_this_year / is_churned_this_year: an award / loss row with the pair's company
+  and product line (its plan code is ignored) reported on a day in [January 1 of m's year,
+  m]; a NULL date never matches. is_new: is_winning_this_year and not the pair's
+  is_existing. is_new_arrival: the pair has valid rows at m and none at an earlier loaded
+  month. is_churned: the pair had valid rows at the previous loaded month and has none at m,
+  or the SUM of its valid AUM at m is <= 0 (no non-NULL value: 0).
+* aum_balance: SUM of the key's (plan) or the pair's (business) valid AUM at m, NULLs
+  ignored, 0 when none, rounded half away from zero to 2 decimals (numeric(20,2)).
+  plan_count: the pair's keys in the population.
 """
 
 from __future__ import annotations
@@ -31,13 +50,20 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 END_OF_TIME = date(9999, 12, 31)
 NORMAL = "正常"
 SUSPENDED = "停缴"
-#: Seeded by the base migration.
-DEFAULT_PRODUCT_LINES = frozenset({"PL201", "PL202", "PL203", "PL204", "PL205"})
+#: Seeded by the base migration: code -> name (mapping."产品线").
+DEFAULT_PRODUCT_LINE_NAMES = {
+    "PL201": "企年投资",
+    "PL202": "企年受托",
+    "PL203": "职年受托",
+    "PL204": "职年投资",
+    "PL205": "养老保障",
+}
+DEFAULT_PRODUCT_LINES = frozenset(DEFAULT_PRODUCT_LINE_NAMES)
 
 Key = tuple[str, str, str]
 
@@ -286,3 +312,189 @@ def history(
 
 def _fields(state: State) -> tuple[str, int, bool, bool]:
     return (state.contract_status, state.status_year, state.is_strategic, state.is_existing)
+
+
+# ---------------------------------------------------------------------------------------
+# Monthly snapshots (docs/snapshots.md, default statuses)
+
+Pair = tuple[str, str]  # (company_id, product_line_code)
+CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One row of customer."当年中标" (awards) or customer."当年流失" (losses), without its
+    id."""
+
+    company_id: str | None
+    product_line_code: str | None
+    plan_code: str | None
+    reported: date | None  # "上报月份"
+
+
+@dataclass(frozen=True, order=True)
+class BusinessRow:
+    """One row of customer.fct_customer_business_monthly_status (without updated_at)."""
+
+    snapshot_month: date
+    company_id: str
+    product_line_code: str
+    product_line_name: str
+    is_strategic: bool
+    is_existing: bool
+    is_new: bool
+    is_winning_this_year: bool
+    is_churned_this_year: bool
+    aum_balance: Decimal
+    plan_count: int
+    is_new_arrival: bool
+    is_churned: bool
+
+
+@dataclass(frozen=True, order=True)
+class PlanRow:
+    """One row of customer.fct_customer_plan_monthly_status (without updated_at)."""
+
+    snapshot_month: date
+    company_id: str
+    plan_code: str
+    product_line_code: str
+    product_line_name: str
+    is_strategic: bool
+    is_existing: bool
+    is_new: bool
+    is_winning_this_year: bool
+    is_churned_this_year: bool
+    aum_balance: Decimal
+    is_new_arrival: bool
+    is_churned: bool
+
+
+@dataclass(frozen=True)
+class PairStatuses:
+    """The monthly statuses of one (company, product line) pair at one month."""
+
+    is_winning_this_year: bool
+    is_churned_this_year: bool
+    is_new: bool
+    is_new_arrival: bool
+    is_churned: bool
+
+
+def numeric_20_2(value: Decimal | int | None) -> Decimal:
+    """A SUM stored into numeric(20,2): NULL as 0, rounded half away from zero."""
+    return Decimal(value if value is not None else 0).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def exists_in_year(events: Iterable[Event], pair: Pair, month: date) -> bool:
+    """An events row of the pair reported in month's calendar year, on or before its
+    month-end (the plan code of the row does not matter; a NULL date never matches)."""
+    end = month_end(month)
+    first = date(end.year, 1, 1)
+    return any(
+        (e.company_id, e.product_line_code) == pair
+        and e.reported is not None
+        and first <= e.reported <= end
+        for e in events
+    )
+
+
+def event_dependent_months(loaded: Iterable[date], reported: date) -> list[date]:
+    """The loaded month-ends whose default statuses can see an events row reported on
+    `reported` (exists_in_year): from its month through December of its year."""
+    first, last = month_end(reported), date(reported.year, 12, 31)
+    return sorted(m for m in loaded if first <= m <= last)
+
+
+def snapshots(
+    facts: Iterable[Fact],
+    companies: Iterable[str],
+    awards: Iterable[Event] = (),
+    losses: Iterable[Event] = (),
+    rules: Rules = Rules(),
+    product_lines: Mapping[str, str] = DEFAULT_PRODUCT_LINE_NAMES,
+    months: Iterable[date] | None = None,
+) -> tuple[list[BusinessRow], list[PlanRow]]:
+    """The rows of both snapshot tables for the given months (any day names a month;
+    default: every loaded month), sorted. A month that is not loaded has no rows."""
+    facts, awards, losses = list(facts), list(awards), list(losses)
+    companies = frozenset(companies)
+    loaded, per_key = states(facts, companies, rules, product_lines)
+    wanted = set(loaded) if months is None else {month_end(m) for m in months}
+
+    # the valid AUM values of each key at each loaded month
+    valid_aum: dict[date, dict[Key, list]] = defaultdict(lambda: defaultdict(list))
+    for f in facts:
+        if reject_reason(f, companies, product_lines) is None:
+            valid_aum[month_end(f.month)][(f.company_id, f.plan_code, f.product_line_code)].append(
+                f.aum
+            )
+    present: dict[date, set[Pair]] = {
+        m: {(k[0], k[2]) for k in valid_aum.get(m, {})} for m in loaded
+    }
+
+    business: list[BusinessRow] = []
+    plans: list[PlanRow] = []
+    for i, m in enumerate(loaded):
+        if m not in wanted:
+            continue
+        population = {k: by_month[m] for k, by_month in per_key.items() if m in by_month}
+        by_pair: dict[Pair, list[Key]] = defaultdict(list)
+        for k in population:
+            by_pair[(k[0], k[2])].append(k)
+        previous = loaded[i - 1] if i > 0 else None
+        earlier = set().union(*(present[x] for x in loaded[:i]))
+        for pair, keys in sorted(by_pair.items()):
+            pair_values = [a for k in keys for a in valid_aum.get(m, {}).get(k, [])]
+            pair_sum = sql_sum(pair_values) or 0
+            strategic = any(population[k].is_strategic for k in keys)
+            existing = any(population[k].is_existing for k in keys)
+            winning = exists_in_year(awards, pair, m)
+            disappeared = (
+                previous is not None and pair in present[previous] and pair not in present[m]
+            )
+            statuses = PairStatuses(
+                is_winning_this_year=winning,
+                is_churned_this_year=exists_in_year(losses, pair, m),
+                is_new=winning and not existing,
+                is_new_arrival=pair in present[m] and pair not in earlier,
+                is_churned=disappeared or pair_sum <= 0,
+            )
+            name = product_lines[pair[1]]
+            business.append(
+                BusinessRow(
+                    m,
+                    pair[0],
+                    pair[1],
+                    name,
+                    strategic,
+                    existing,
+                    statuses.is_new,
+                    statuses.is_winning_this_year,
+                    statuses.is_churned_this_year,
+                    numeric_20_2(pair_sum),
+                    len(keys),
+                    statuses.is_new_arrival,
+                    statuses.is_churned,
+                )
+            )
+            for k in keys:
+                state = population[k]
+                plans.append(
+                    PlanRow(
+                        m,
+                        k[0],
+                        k[1],
+                        k[2],
+                        name,
+                        state.is_strategic,
+                        state.is_existing,
+                        statuses.is_new,
+                        statuses.is_winning_this_year,
+                        statuses.is_churned_this_year,
+                        numeric_20_2(sql_sum(valid_aum.get(m, {}).get(k, []))),
+                        statuses.is_new_arrival,
+                        statuses.is_churned,
+                    )
+                )
+    return sorted(business), sorted(plans)
