@@ -391,6 +391,12 @@ class MonthlyScope(Scope):
         self.row = row
         self.facts = facts  # grain -> aggregates of the month's facts at that grain
         self._compiling: list[str] = []
+        #: Grains at which first_appearance was compiled: a change to one month's facts
+        #: moves those first appearances (the sync reports the months that depend on it).
+        self.first_appearance_grains: set[str] = set()
+        #: How far an events row is seen, per events condition compiled: ('year', 0) for
+        #: exists_in_year, ('months', n) for exists_in_window of n months.
+        self.event_reach: set[tuple[str, int]] = set()
 
     def describe(self) -> str:
         return "a monthly status"
@@ -423,6 +429,7 @@ class MonthlyScope(Scope):
         if kind == "disappeared":
             return f"({row.present_before} AND NOT {row.present})"
         if kind == "first_appearance":
+            self.first_appearance_grains.add(grain)
             return f"({row.present} AND NOT {row.seen_before})"
         if kind in ("exists_in_year", "exists_in_window"):
             source = self.ruleset.sources[body.source]
@@ -432,8 +439,10 @@ class MonthlyScope(Scope):
             )
             date = f"e.{ident(source.date_field)}"
             if kind == "exists_in_year":
+                self.event_reach.add(("year", 0))
                 since = f"pg_catalog.date_trunc('year', {row.month_start})::date"
             else:
+                self.event_reach.add(("months", body.months))
                 since = f"({row.month_start} - INTERVAL '{body.months - 1} months')::date"
             return (
                 f"EXISTS (SELECT FROM {qualified(source.table)} e WHERE {match} "

@@ -706,6 +706,11 @@ class _Loader:
         raw = self.raw("statuses").get(status)
         return isinstance(raw, dict) and raw.get("annual") is True
 
+    def grain_of(self, status: str) -> str | None:
+        raw = self.raw("statuses").get(status)
+        grain = raw.get("grain") if isinstance(raw, dict) else None
+        return grain if isinstance(grain, str) else None
+
     def check_sources(self) -> None:
         facts = self.facts_sources()
         if not facts:
@@ -889,6 +894,21 @@ class _Loader:
                 path,
                 f"annual status {status_name!r} may read only annual statuses; "
                 f"{target!r} is monthly",
+            )
+        elif (
+            status is not None
+            and not status.annual
+            and not self.is_annual(target)
+            and self.grain_of(target) not in (None, status.grain)
+        ):
+            # A monthly status is evaluated once per key of its grain; another grain's
+            # monthly status has no single value there (docs/snapshots.md).
+            self.at(
+                section,
+                path,
+                f"monthly status {status_name!r} (grain {status.grain}) may read only "
+                f"monthly statuses of its own grain; {target!r} has grain "
+                f"{self.grain_of(target)}",
             )
 
     def check_contract(self, contract: Contract) -> None:

@@ -20,6 +20,8 @@ from cmdm_admin.compiler import (
     AnnualScope,
     ContractScope,
     FactScope,
+    MonthlyScope,
+    MonthRow,
     compile_rule,
     ident,
     literal,
@@ -55,7 +57,25 @@ SYNC_RESULT_COLUMNS = (
     ("rejected_unknown_product_line", "bigint"),
     ("rejected_unknown_company", "bigint"),
     ("changed_until", "date"),
+    ("snapshot_months", "date[]"),
 )
+
+#: The row customer.refresh_monthly_snapshot returns.
+SNAPSHOT_RESULT_COLUMNS = (
+    ("snapshot_month", "date"),
+    ("business_rows", "bigint"),
+    ("business_inserted", "bigint"),
+    ("business_updated", "bigint"),
+    ("business_deleted", "bigint"),
+    ("plan_rows", "bigint"),
+    ("plan_inserted", "bigint"),
+    ("plan_updated", "bigint"),
+    ("plan_deleted", "bigint"),
+)
+
+#: Snapshot scratch-table columns that are not statuses or aggregates. A status name
+#: matches [a-z][a-z0-9_]*, so these leading underscores can never collide with one.
+SNAPSHOT_ROW_FLAGS = ("_present", "_present_before", "_seen_before")
 
 _IDENTITY = re.compile(
     r"^CREATE OR REPLACE (FUNCTION|PROCEDURE) ([\w.\"]+)\((.*?)\)$", re.MULTILINE
@@ -233,7 +253,12 @@ def build_context(ruleset: RuleSet) -> dict[str, Any]:
         f"on_missing {contract.on_missing} ({suspended}). Annual statuses: "
         f"{annual_text or 'none'}."
     )
+    snapshot = snapshot_context(ruleset, keys, contract.measure)
     return {
+        "snapshot": snapshot,
+        "snapshot_result_columns": "TABLE ("
+        + ", ".join(f"{name} {type_}" for name, type_ in SNAPSHOT_RESULT_COLUMNS)
+        + ")",
         "facts": {
             "table": qualified(facts_source.table),
             "month": ident(facts_source.date_field),
@@ -266,6 +291,95 @@ def build_context(ruleset: RuleSet) -> dict[str, Any]:
         + ", ".join(f"{name} {type_}" for name, type_ in SYNC_RESULT_COLUMNS)
         + ")",
         "sync_comment": comment,
+    }
+
+
+def snapshot_context(ruleset: RuleSet, keys: dict, measure: str) -> dict[str, Any]:
+    """What customer.refresh_monthly_snapshot and the dependency functions read.
+
+    Every monthly status is compiled once, at its grain, over one scratch row per key of
+    that grain (alias `r`): the month's fact aggregates (computed per contract key and
+    rolled up, as SUM and bool_or are), presence flags, and the annual statuses of the
+    versions covering the month (bool_or). See docs/snapshots.md.
+    """
+    facts = FactScope("plan", "r", keys)
+    facts.sum_of(measure)
+    measure_sql = f"sum(f.{ident(measure)})"
+    measure_column = next(n for n, sql in facts.columns.items() if sql == measure_sql)
+    row = MonthRow(
+        alias="r",
+        month_start="v_month_start",
+        month_end="v_month_end",
+        present="r._present",
+        present_before="r._present_before",
+        seen_before="r._seen_before",
+        annual="r",
+    )
+    scope = MonthlyScope(ruleset, row, dict.fromkeys(GRAIN_KEYS, facts))
+    monthly: dict[str, list[dict[str, str]]] = {}
+    for name, status in ruleset.statuses.items():
+        if not status.annual:
+            expr = compile_rule(status.rule, scope, status.grain)
+            monthly.setdefault(status.grain, []).append({"name": ident(name), "expr": expr})
+    annual = [ident(n) for n in ruleset.annual_statuses]
+    clash = sorted(set(ruleset.annual_statuses) & set(facts.columns))
+    if clash:
+        raise RenderError(
+            f"status {clash[0]!r} has the name of an internal column of the snapshot refresh; "
+            "rename the status"
+        )
+    aggregates = [
+        {"name": ident(n), "sql": sql, "type": _aggregate_type(sql), "rollup": sql.split("(")[0]}
+        for n, sql in facts.columns.items()
+    ]
+    row_grains = ["plan", "product_line"] + (["company"] if "company" in monthly else [])
+    grains = []
+    for grain in sorted(row_grains, key=_grain_rank, reverse=True):
+        key_names = list(GRAIN_KEYS[grain])
+        grains.append(
+            {
+                "grain": grain,
+                "table": f"cmdm_snap_{grain}",
+                "key_names": key_names,
+                "statuses": monthly.get(grain, []),
+                "status_table": f"cmdm_snap_status_{grain}",
+                "status_column_defs": [f"{k} text" for k in key_names]
+                + [f"{st['name']} boolean" for st in monthly.get(grain, [])],
+                "column_defs": [f"{k} text" for k in key_names]
+                + (["valid_from date"] if grain == "plan" else ["plan_count bigint"])
+                + [f"{f} boolean" for f in SNAPSHOT_ROW_FLAGS]
+                + [f"{a} boolean" for a in annual]
+                + [f"{a['name']} {a['type']}" for a in aggregates],
+            }
+        )
+
+    def column(name: str, table: str) -> str:
+        status = ruleset.statuses[name]
+        if status.annual:
+            return f"coalesce({'k' if table == 'plan' else 'r'}.{ident(name)}, false)"
+        return f"coalesce(s_{status.grain}.{ident(name)}, false)"
+
+    reach = sorted(scope.event_reach)
+    return {
+        "grains": grains,
+        "status_grains": [g for g in grains if g["statuses"]],
+        "annual": annual,
+        "aggregates": aggregates,
+        "measure_column": ident(measure_column),
+        "statuses": [ident(n) for n in ruleset.statuses],
+        "status_defs": [f"{ident(n)} boolean" for n in ruleset.statuses],
+        "plan_columns": [column(n, "plan") for n in ruleset.statuses],
+        "business_columns": [column(n, "business") for n in ruleset.statuses],
+        "first_appearance_grains": [
+            {"grain": g, "key_names": list(GRAIN_KEYS[g])}
+            for g in sorted(scope.first_appearance_grains, key=_grain_rank)
+        ],
+        "event_reach": [
+            "(pg_catalog.date_trunc('year', v_month_start) + INTERVAL '1 year - 1 day')::date"
+            if kind == "year"
+            else f"(v_month_start + INTERVAL '{months} months - 1 day')::date"
+            for kind, months in reach
+        ],
     }
 
 
