@@ -1,6 +1,7 @@
 -- 080: structure of the routines rendered from rules/ (sql/functions/, sql/triggers/):
 -- customer.sync_contract_status(date), customer.loaded_months(date, date),
--- customer.contract_dependent_months(date) and the trigger function
+-- customer.contract_dependent_months(date), customer.refresh_monthly_snapshot(date),
+-- customer.event_dependent_months(date) and the trigger function
 -- cmdm.tg_product_line__propagate_name() with its trigger _100_propagate_name on
 -- mapping."产品线". Each: signature and result, plpgsql, volatility, SECURITY DEFINER with a
 -- pinned search_path, a COMMENT carrying the rules sha256 (STYLE.md "SQL objects").
@@ -10,7 +11,7 @@
 -- Behaviour: 100_sync_*.sql.
 BEGIN;
 SET LOCAL search_path = public, pg_catalog;
-SELECT plan(50);
+SELECT plan(72);
 
 -- The routines under test, with whether a deploy registered them.
 CREATE TEMP TABLE generated_routine ON COMMIT DROP AS
@@ -21,6 +22,8 @@ SELECT r.identity, to_regprocedure(r.identity)::oid AS oid,
   FROM (VALUES ('customer.sync_contract_status(date)'),
                ('customer.loaded_months(date,date)'),
                ('customer.contract_dependent_months(date)'),
+               ('customer.refresh_monthly_snapshot(date)'),
+               ('customer.event_dependent_months(date)'),
                ('cmdm.tg_product_line__propagate_name()')) AS r (identity);
 
 -- ======================================================= customer.sync_contract_status(date)
@@ -34,8 +37,8 @@ SELECT is(
         'versions_opened bigint, versions_closed bigint, versions_removed bigint, '
         'versions_reflagged bigint, rejected_null_key bigint, '
         'rejected_unknown_product_line bigint, rejected_unknown_company bigint, '
-        'changed_until date)',
-    'customer.sync_contract_status(date) returns its twelve result columns');
+        'changed_until date, snapshot_months date[])',
+    'customer.sync_contract_status(date) returns its thirteen result columns');
 SELECT is(
     pg_catalog.pg_get_function_arguments('customer.sync_contract_status(date)'::regprocedure),
     'p_period date',
@@ -107,6 +110,62 @@ SELECT matches(
     'rules sha256 [0-9a-f]{64}',
     'customer.contract_dependent_months(date) has a COMMENT with the rules sha256');
 
+-- ======================================================= customer.refresh_monthly_snapshot(date)
+SELECT has_function('customer', 'refresh_monthly_snapshot', ARRAY['date'],
+    'function customer.refresh_monthly_snapshot(date) exists');
+SELECT function_returns('customer', 'refresh_monthly_snapshot', ARRAY['date'], 'setof record',
+    'customer.refresh_monthly_snapshot(date) returns a set of rows');
+SELECT is(
+    pg_catalog.pg_get_function_result('customer.refresh_monthly_snapshot(date)'::regprocedure),
+    'TABLE(snapshot_month date, business_rows bigint, business_inserted bigint, business_updated bigint, business_deleted bigint, plan_rows bigint, plan_inserted bigint, plan_updated bigint, plan_deleted bigint)',
+    'customer.refresh_monthly_snapshot(date) returns TABLE(snapshot_month date, business_rows bigint, business_inserted bigint, business_updated bigint, business_deleted bigint, plan_rows bigint, plan_inserted bigint, plan_updated bigint, plan_deleted bigint)');
+SELECT is(
+    pg_catalog.pg_get_function_arguments('customer.refresh_monthly_snapshot(date)'::regprocedure),
+    'p_month date',
+    'customer.refresh_monthly_snapshot takes p_month date');
+SELECT function_lang_is('customer', 'refresh_monthly_snapshot', ARRAY['date'], 'plpgsql',
+    'customer.refresh_monthly_snapshot(date) is plpgsql');
+SELECT volatility_is('customer', 'refresh_monthly_snapshot', ARRAY['date'], 'volatile',
+    'customer.refresh_monthly_snapshot(date) is VOLATILE');
+SELECT is_definer('customer', 'refresh_monthly_snapshot', ARRAY['date'],
+    'customer.refresh_monthly_snapshot(date) is SECURITY DEFINER');
+SELECT ok(
+    (SELECT 'search_path=pg_catalog, pg_temp' = ANY (proconfig) FROM pg_catalog.pg_proc
+      WHERE oid = 'customer.refresh_monthly_snapshot(date)'::regprocedure),
+    'customer.refresh_monthly_snapshot(date) pins search_path = pg_catalog, pg_temp');
+SELECT matches(
+    obj_description('customer.refresh_monthly_snapshot(date)'::regprocedure, 'pg_proc'),
+    'rules sha256 [0-9a-f]{64}',
+    'customer.refresh_monthly_snapshot(date) has a COMMENT with the rules sha256');
+
+-- ======================================================= customer.event_dependent_months(date)
+SELECT has_function('customer', 'event_dependent_months', ARRAY['date'],
+    'function customer.event_dependent_months(date) exists');
+SELECT function_returns('customer', 'event_dependent_months', ARRAY['date'], 'setof record',
+    'customer.event_dependent_months(date) returns a set of rows');
+SELECT is(
+    pg_catalog.pg_get_function_result('customer.event_dependent_months(date)'::regprocedure),
+    'TABLE(month date, reason text)',
+    'customer.event_dependent_months(date) returns TABLE(month date, reason text)');
+SELECT is(
+    pg_catalog.pg_get_function_arguments('customer.event_dependent_months(date)'::regprocedure),
+    'p_reported date',
+    'customer.event_dependent_months takes p_reported date');
+SELECT function_lang_is('customer', 'event_dependent_months', ARRAY['date'], 'plpgsql',
+    'customer.event_dependent_months(date) is plpgsql');
+SELECT volatility_is('customer', 'event_dependent_months', ARRAY['date'], 'stable',
+    'customer.event_dependent_months(date) is STABLE');
+SELECT is_definer('customer', 'event_dependent_months', ARRAY['date'],
+    'customer.event_dependent_months(date) is SECURITY DEFINER');
+SELECT ok(
+    (SELECT 'search_path=pg_catalog, pg_temp' = ANY (proconfig) FROM pg_catalog.pg_proc
+      WHERE oid = 'customer.event_dependent_months(date)'::regprocedure),
+    'customer.event_dependent_months(date) pins search_path = pg_catalog, pg_temp');
+SELECT matches(
+    obj_description('customer.event_dependent_months(date)'::regprocedure, 'pg_proc'),
+    'rules sha256 [0-9a-f]{64}',
+    'customer.event_dependent_months(date) has a COMMENT with the rules sha256');
+
 -- ======================================================= cmdm.tg_product_line__propagate_name()
 SELECT has_function('cmdm', 'tg_product_line__propagate_name', ARRAY[]::name[],
     'function cmdm.tg_product_line__propagate_name() exists');
@@ -150,7 +209,7 @@ SELECT is(
     (SELECT count(DISTINCT substring(obj_description(g.oid, 'pg_proc') FROM 'rules sha256 ([0-9a-f]{64})'))::int
        FROM generated_routine g),
     1,
-    'the four routines carry the same rules sha256 (rendered together)');
+    'the generated routines carry the same rules sha256 (rendered together)');
 
 -- ======================================================= ownership and EXECUTE
 -- Applied by roles_and_grants.sql to registered routines only: asserted when registered,
@@ -176,6 +235,20 @@ SELECT CASE WHEN g.registered
                       'roles_and_grants.sql does not manage its owner', 1)
        END
   FROM generated_routine g WHERE g.identity = 'customer.contract_dependent_months(date)';
+SELECT CASE WHEN g.registered
+            THEN function_owner_is('customer', 'refresh_monthly_snapshot', ARRAY['date'], 'cmdm_owner',
+                     'customer.refresh_monthly_snapshot(date) is owned by cmdm_owner')
+            ELSE skip('customer.refresh_monthly_snapshot(date) is not registered in cmdm.managed_object: '
+                      'roles_and_grants.sql does not manage its owner', 1)
+       END
+  FROM generated_routine g WHERE g.identity = 'customer.refresh_monthly_snapshot(date)';
+SELECT CASE WHEN g.registered
+            THEN function_owner_is('customer', 'event_dependent_months', ARRAY['date'], 'cmdm_owner',
+                     'customer.event_dependent_months(date) is owned by cmdm_owner')
+            ELSE skip('customer.event_dependent_months(date) is not registered in cmdm.managed_object: '
+                      'roles_and_grants.sql does not manage its owner', 1)
+       END
+  FROM generated_routine g WHERE g.identity = 'customer.event_dependent_months(date)';
 SELECT CASE WHEN g.registered
             THEN function_owner_is('cmdm', 'tg_product_line__propagate_name', ARRAY[]::name[], 'cmdm_owner',
                      'cmdm.tg_product_line__propagate_name() is owned by cmdm_owner')

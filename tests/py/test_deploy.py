@@ -30,7 +30,7 @@ from cmdm_admin.revision import py_literal, read_revision_file
 
 runner = CliRunner()
 
-BASE_HEAD = "0003_rule_deployment_defs"
+BASE_HEAD = "0004_snapshot_writes"
 REVISION_NAME = re.compile(r"^(\d{4})_rules_([0-9a-f]{12})\.py$")
 SNAPSHOT_TABLES = (
     "customer.fct_customer_business_monthly_status",
@@ -195,7 +195,7 @@ def test_deploy_redeploy_check_hand_edit_and_rollback(ws: Workspace) -> None:
     assert result.revision is not None and result.path is not None
     match = REVISION_NAME.match(result.path.name)
     assert match, result.path.name
-    assert match.group(1) == "0004" and result.revision == result.path.stem
+    assert match.group(1) == "0005" and result.revision == result.path.stem
     sha = result.plan.sha256
     assert match.group(2) == sha[:12]
     assert ws.files() == sorted([*files_before, result.path.name])
@@ -253,7 +253,7 @@ def test_a_new_status_alone_deploys_its_column(ws: Workspace) -> None:
     add_is_big(rules)
     assert not deploy.check(ws.target(rules)).in_sync
     second = ws.deploy(rules)
-    assert second.revision is not None and second.revision.startswith("0005_rules_")
+    assert second.revision is not None and second.revision.startswith("0006_rules_")
     assert second.columns_added == {table: ["is_big"] for table in SNAPSHOT_TABLES}
     for table in SNAPSHOT_TABLES:
         assert "is_big" in columns_of(ws.url, table)
@@ -280,11 +280,12 @@ def test_second_deploy_adds_a_status_column_and_downgrade_restores_the_first(
     assert plan.columns_to_add == {table: ["is_big"] for table in SNAPSHOT_TABLES}
     assert plan.deployed_revision == first.revision
     assert [o.identity for o in plan.by_change("changed")] == [
-        "customer.sync_contract_status(date)"
+        "customer.refresh_monthly_snapshot(date)",
+        "customer.sync_contract_status(date)",
     ]
 
     second = ws.deploy(rules)
-    assert second.revision is not None and second.revision.startswith("0005_rules_")
+    assert second.revision is not None and second.revision.startswith("0006_rules_")
     assert second.plan.sha256 != first.plan.sha256
     for table in SNAPSHOT_TABLES:
         assert "is_big" in columns_of(ws.url, table)
@@ -327,12 +328,14 @@ def test_plan_shows_changed_functions_diff_and_columns_no_longer_in_rules(
     changes = {o.identity: o.change for o in plan.objects}
     assert changes["customer.sync_contract_status(date)"] == "changed"
     assert changes["customer.loaded_months(date, date)"] == "unchanged"
-    [changed] = plan.by_change("changed")
+    # the threshold changes the sync; the status no longer defined changes the snapshot
+    assert changes["customer.refresh_monthly_snapshot(date)"] == "changed"
+    [changed] = [o for o in plan.by_change("changed") if "sync_contract" in o.identity]
     assert "+" in changed.diff and "700000000" in changed.diff
     assert changed.diff.startswith("--- deployed/sql/functions/customer.sync_contract_status")
     assert plan.columns_not_in_rules == {t: ["is_churned"] for t in SNAPSHOT_TABLES}
     assert plan.columns_to_add == {}
-    assert plan.revision and plan.revision.startswith("0005_rules_")
+    assert plan.revision and plan.revision.startswith("0006_rules_")
 
     files = ws.files()
     shown = runner.invoke(
@@ -468,12 +471,17 @@ def test_pending_revisions_are_refused(tmp_path: Path, database_url: str) -> Non
     with pytest.raises(deploy.DeployRefused) as refused:
         ws.target()
     message = str(refused.value)
-    assert "0003_rule_deployment_defs.py is not applied" in message
+    assert "0003_rule_deployment_defs.py, " in message and "are not applied" in message
     assert "cmdm migrate upgrade" in message
     cli = ws.cli()
     assert cli.exit_code == 1 and cli.output.count("Error:") == 1
     assert ws.files() == sorted(
-        ["0001_base_schema.py", "0002_contract_sync_support.py", "0003_rule_deployment_defs.py"]
+        [
+            "0001_base_schema.py",
+            "0002_contract_sync_support.py",
+            "0003_rule_deployment_defs.py",
+            "0004_snapshot_writes.py",
+        ]
     )
 
 
