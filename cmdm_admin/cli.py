@@ -679,6 +679,160 @@ def overview(database_url: DatabaseUrl = None, as_json: JsonOutput = False) -> N
     )
 
 
+# -- cmdm explain ----------------------------------------------------------------------
+
+
+@app.command("explain")
+def explain_command(
+    company: Annotated[str, typer.Option("--company", help="company_id of the customer.")],
+    month: Annotated[str, typer.Option("--month", help="Month (2026-01, 202601 or 2026-01-31).")],
+    plan: Annotated[
+        str | None,
+        typer.Option("--plan", help="Only this plan's product lines and plan rows."),
+    ] = None,
+    database_url: DatabaseUrl = None,
+    as_json: JsonOutput = False,
+) -> None:
+    """Why is this flag true? Each status of a customer in a month, the rule that decided
+    it with ✔/✘ per condition, and the evidence rows (facts, awards, losses, versions).
+
+    Example: cmdm explain --company C000001 --month 2025-03
+    """
+    import psycopg
+
+    from cmdm_admin.db import connect, resolve_database_url
+    from cmdm_admin.explain import explain
+    from cmdm_admin.periods import parse_period
+
+    first_day = parse_period(month)
+    with connect(resolve_database_url(database_url)) as conn:
+        # One snapshot of the database for the stored values and the evidence; no writes.
+        conn.isolation_level, conn.read_only = psycopg.IsolationLevel.REPEATABLE_READ, True
+        result = explain(conn, company, first_day, plan)
+    if as_json:
+        emit_json(result.as_dict())
+    else:
+        _print_explanation(result)
+
+
+def _mark(value: bool | None) -> str:
+    return {True: "[green]✔[/]", False: "[red]✘[/]", None: "[dim]·[/]"}[value]
+
+
+def _print_explanation(result: Any) -> None:
+    """An Explanation (cmdm_admin.explain) as a header, a table of statuses per product
+    line, and the evidence tables."""
+    from rich.table import Table
+
+    from cmdm_admin.periods import label
+
+    rules = result.rules
+    deployed = (
+        f"rules deployed by {escape(rules.revision)} (sha256 {rules.sha256[:12]})"
+        if rules.origin == "deployed"
+        else "rules of the checkout's rules/ (nothing deployed in this database)"
+    )
+    name = f" {escape(result.company_name)}" if result.company_name else ""
+    console.print(
+        f"[bold]{escape(result.company_id)}{name}[/] — {label(result.month)} "
+        f"(snapshot {result.snapshot_month}); {deployed}"
+    )
+    previous = result.previous_loaded_month
+    console.print(
+        f"previous loaded month: {previous or 'none'}; annual reference month: "
+        f"{result.reference_month or 'none'}"
+    )
+    if not result.refreshed:
+        console.print(
+            f"[yellow]{label(result.month)} was never refreshed: no stored values; the values "
+            "below are evaluated now[/]"
+        )
+    elif result.stale:
+        names = ", ".join(sorted({s.status for s in result.stale}))
+        console.print(
+            f"[yellow]stored values differ from the evidence ({names}): the snapshot is stale; "
+            f"refresh {label(result.month)}[/]"
+        )
+
+    for line in result.product_lines:
+        stored = line.stored
+        aum = (
+            f"AUM {stored['aum_balance']:,}, {stored['plan_count']} "
+            f"plan{'s' * (stored['plan_count'] != 1)}"
+            if stored
+            else "no stored row"
+        )
+        table = Table(
+            title=f"{escape(line.product_line_code)} {escape(line.product_line_name or '')} "
+            f"({aum})",
+            title_justify="left",
+            show_lines=True,
+        )
+        for column in ("status", "value", "rule", "conditions"):
+            table.add_column(column)
+        for s in line.statuses:
+            key = f" [dim]{escape(s.key['plan_code'])}[/]" if "plan_code" in s.key else ""
+            value = _mark(s.stored) if s.stored is not None else "[dim]no row[/]"
+            if s.matches is False or (s.stored is None and s.value is not None):
+                value += f" [yellow](evaluates {_mark(s.value)})[/]"
+            conditions = []
+            for node in s.nodes:
+                detail = f" [dim]({escape(node.detail)})[/]" if node.detail else ""
+                indent = "  " * node.depth
+                conditions.append(f"{indent}{_mark(node.value)} {escape(node.label)}{detail}")
+            if s.annual:
+                conditions.append(
+                    f"[dim]annual: decided at the reference month {result.reference_month}; "
+                    "value of the covering versions[/]"
+                )
+            grain = f"\n[dim]{s.grain}{', annual' if s.annual else ''}[/]"
+            table.add_row(
+                f"{escape(s.status)}{key}{grain}",
+                value,
+                escape(s.description),
+                "\n".join(conditions),
+            )
+        console.print(table)
+        if line.plans:
+            plans = Table(title="plan rows of the snapshot", title_justify="left")
+            skip = ("snapshot_month", "company_id", "product_line_code", "product_line_name")
+            columns = [c for c in line.plans[0] if c not in skip]
+            for column in columns:
+                plans.add_column(column)
+            for row in line.plans:
+                plans.add_row(*(_cell(row[c]) for c in columns))
+            console.print(plans)
+
+    titles = {
+        "facts": f"fact rows of {label(result.month)}",
+        "previous_month_keys": "keys with facts in the previous loaded month",
+        "first_seen": "first month with facts, per key",
+        "events": "events of the year (counted: reported on or before the month-end)",
+        "versions": "contract versions covering the month",
+        "reference_facts": "facts at the annual reference month",
+        "reference_ranks": "ranks at the annual reference month (top_n)",
+    }
+    for key, title in titles.items():
+        rows = result.evidence.get(key) or []
+        if not rows:
+            console.print(f"[dim]{title}: none[/]")
+            continue
+        table = Table(title=title, title_justify="left")
+        for column in rows[0]:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*(_cell(v) for v in row.values()))
+        console.print(table)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, bool):
+        return _mark(value)
+    if value is None:
+        return "[dim]—[/]"
+    return escape(str(value))
+
+
 # -- cmdm verify -----------------------------------------------------------------------
 
 SuitesOption = Annotated[
