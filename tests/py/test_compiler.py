@@ -430,25 +430,21 @@ def test_default_monthly_statuses(db: psycopg.Connection) -> None:
     }
 
 
-def test_monthly_status_reads_other_grains(db: psycopg.Connection) -> None:
-    """A plan-grain status inlines a product-line and a company status: events match on the
-    inlined status's grain, facts aggregate at it."""
+def test_monthly_status_matches_and_aggregates_at_its_grain(db: psycopg.Connection) -> None:
+    """Plan-grain statuses: events match on the plan (or on `match`), facts aggregate per
+    plan, and a status reads another monthly status of its grain (inlined)."""
     month_data(db)
     ruleset = with_statuses(
         {
-            "company_big": status(
-                "company", {"field_compare": {"field": "期末资产规模", "op": "ge", "value": 600}}
-            ),
             "plan_won": status("plan", {"exists_in_year": {"source": "award"}}),
-            "line_won": status("plan", {"status": "is_winning_this_year"}),
             "company_won": status(
                 "plan", {"exists_in_year": {"source": "award", "match": ["company_id"]}}
             ),
             "plan_big": status(
                 "plan", {"field_compare": {"field": "期末资产规模", "op": "ge", "value": 300}}
             ),
-            "in_big_company": status(
-                "plan", {"all": [{"status": "company_big"}, {"not": {"status": "plan_big"}}]}
+            "won_small": status(
+                "plan", {"all": [{"status": "company_won"}, {"not": {"status": "plan_big"}}]}
             ),
         }
     )
@@ -459,16 +455,36 @@ def test_monthly_status_reads_other_grains(db: psycopg.Connection) -> None:
         Row(("C4", "P4b", "PL202")),
         Row(("C5", "P5", "PL203")),
     ]
-    names = ["plan_won", "line_won", "company_won", "plan_big", "in_big_company"]
+    names = ["plan_won", "company_won", "plan_big", "won_small"]
     result = evaluate_monthly(db, ruleset, statuses_of(ruleset, names), rows, MARCH)
     assert result == {
         "plan_won": {("C1", "P1", "PL201")},
-        "line_won": {("C1", "P1", "PL201"), ("C1", "P9", "PL201")},
         # C5's award is for PL201; with match: [company_id] it counts for PL203 too
         "company_won": {("C1", "P1", "PL201"), ("C1", "P9", "PL201"), ("C5", "P5", "PL203")},
         "plan_big": {("C4", "P4a", "PL202")},
-        "in_big_company": {("C4", "P4b", "PL202")},
+        "won_small": {("C1", "P1", "PL201"), ("C1", "P9", "PL201"), ("C5", "P5", "PL203")},
     }
+
+
+@pytest.mark.parametrize(
+    ("grain", "target"),
+    [("plan", "is_winning_this_year"), ("company", "is_churned"), ("plan", "company_big")],
+)
+def test_monthly_status_of_another_grain_is_refused(grain: str, target: str) -> None:
+    """A monthly status is evaluated once per key of its grain: another grain's monthly
+    status has no single value there (docs/snapshots.md), so the loader refuses it."""
+    company_big = status(
+        "company", {"field_compare": {"field": "期末资产规模", "op": "ge", "value": 600}}
+    )
+    with pytest.raises(
+        RulesInvalid, match=f"may read only monthly statuses of its own grain; '{target}'"
+    ):
+        with_statuses({"company_big": company_big, "reader": status(grain, {"status": target})})
+
+
+def test_monthly_status_may_read_annual_statuses_of_any_grain() -> None:
+    ruleset = with_statuses({"reader": status("plan", {"status": "is_strategic"})})
+    assert ruleset.statuses["reader"].grain == "plan"
 
 
 @pytest.mark.parametrize(
