@@ -43,6 +43,9 @@ BODY_TAG = "$fn$"
 #: Columns of the data contract (DESIGN §3) that the rules do not name.
 PORTFOLIO_COLUMN = "组合代码"
 
+#: The post-ETL hook domain whose steps the facts and events triggers run (cmdm.hook_domain).
+HOOK_DOMAIN = "annuity_performance"
+
 #: The row customer.sync_contract_status returns.
 SYNC_RESULT_COLUMNS = (
     ("period", "date"),
@@ -254,7 +257,15 @@ def build_context(ruleset: RuleSet) -> dict[str, Any]:
         f"{annual_text or 'none'}."
     )
     snapshot = snapshot_context(ruleset, keys, contract.measure)
+    event_tables = {s.table: s.date_field for s in ruleset.event_sources.values()}
     return {
+        "hooks": {
+            "domain": text_literal(HOOK_DOMAIN),
+            "event_tables": [
+                {"table": qualified(t), "plain": t, "date_field": text_literal(d)}
+                for t, d in sorted(event_tables.items())
+            ],
+        },
         "snapshot": snapshot,
         "snapshot_result_columns": "TABLE ("
         + ", ".join(f"{name} {type_}" for name, type_ in SNAPSHOT_RESULT_COLUMNS)
@@ -444,7 +455,9 @@ def _object(template: str, sql: str) -> RenderedObject:
     kind, name, args = match.group(1).lower(), match.group(2), match.group(3)
     triggers = tuple(
         (m.group(1), m.group(2))
-        for m in re.finditer(r"^CREATE TRIGGER (\S+)\n.*?\bON (\S+)", sql, re.MULTILINE | re.DOTALL)
+        for m in re.finditer(
+            r"^CREATE (?:CONSTRAINT )?TRIGGER (\S+)\n.*?\bON (\S+)", sql, re.MULTILINE | re.DOTALL
+        )
     )
     return RenderedObject(
         template=template,

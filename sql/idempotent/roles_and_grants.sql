@@ -69,6 +69,13 @@ GRANT SELECT ON customer.customer_plan_contract,
 REVOKE ALL ON ALL TABLES IN SCHEMA cmdm FROM PUBLIC, cmdm_etl, cmdm_reader;
 GRANT SELECT ON cmdm.hook_run, cmdm.rejected_fact, cmdm.hook_domain, cmdm.post_etl_hook
    TO cmdm_etl;
+DO $backfill$
+BEGIN
+    IF pg_catalog.to_regclass('cmdm.backfill_run') IS NOT NULL THEN
+        GRANT SELECT ON cmdm.backfill_run TO cmdm_etl;
+    END IF;
+END
+$backfill$;
 
 -- The generated functions keep per-call scratch tables in pg_temp (dropped at commit), so
 -- the role they run as needs TEMPORARY on this database, whatever PUBLIC has.
@@ -97,3 +104,13 @@ BEGIN
     END LOOP;
 END
 $functions$;
+
+-- The ETL's one entry point: CALL customer.run_post_etl_hooks (the triggers need no grant:
+-- their functions run as cmdm_owner). Everything else is for cmdm_owner and the admin CLI.
+DO $etl$
+BEGIN
+    IF pg_catalog.to_regprocedure('customer.run_post_etl_hooks(text, date)') IS NOT NULL THEN
+        GRANT EXECUTE ON PROCEDURE customer.run_post_etl_hooks(text, date) TO cmdm_etl;
+    END IF;
+END
+$etl$;

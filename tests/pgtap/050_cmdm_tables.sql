@@ -1,15 +1,23 @@
 -- 050: cmdm's own tables (rule_deployment, hook_domain, post_etl_hook, hook_run,
--- rejected_fact, managed_object): columns, types, nullability, defaults, keys, indexes,
+-- rejected_fact, managed_object, hook_queue, backfill_run): columns, types, nullability, defaults, keys, indexes,
 -- check constraints; the hook-registry seed; then the checks and keys at work.
 BEGIN;
 SET LOCAL search_path = public, pg_catalog;
 SET LOCAL lc_messages = 'C';  -- the error texts below are matched in English
-SELECT plan(112);
+SELECT plan(115);
 
 -- ======================================================= tables and columns
 SELECT tables_are('cmdm',
-    ARRAY['managed_object', 'rule_deployment', 'hook_domain', 'post_etl_hook', 'hook_run', 'rejected_fact'],
-    'schema cmdm holds exactly its six tables');
+    ARRAY['managed_object', 'rule_deployment', 'hook_domain', 'post_etl_hook', 'hook_run', 'rejected_fact',
+          'hook_queue', 'backfill_run'],
+    'schema cmdm holds exactly its eight tables');
+SELECT columns_are('cmdm', 'hook_queue', ARRAY['txid', 'domain', 'kind', 'period'],
+    'cmdm.hook_queue has exactly its columns');
+SELECT columns_are('cmdm', 'backfill_run',
+    ARRAY['backfill_id', 'domain', 'from_period', 'to_period', 'started_at', 'finished_at', 'started_by'],
+    'cmdm.backfill_run has exactly its columns');
+SELECT is((SELECT relpersistence::text FROM pg_catalog.pg_class WHERE oid = 'cmdm.hook_queue'::regclass), 'u',
+    'cmdm.hook_queue is UNLOGGED (its rows never outlive their transaction)');
 
 SELECT columns_are('cmdm', 'rule_deployment',
     ARRAY['deployment_id', 'revision', 'down_revision', 'sha256', 'rules_text', 'functions',
@@ -45,7 +53,7 @@ SELECT col_type_is('cmdm', 'post_etl_hook', 'description', 'text', 'post_etl_hoo
 
 SELECT columns_are('cmdm', 'hook_run',
     ARRAY['hook_run_id', 'domain', 'period', 'step', 'trigger_kind', 'started_at', 'duration',
-          'outcome', 'counts', 'rejects', 'rules_sha256', 'error', 'run_by', 'txid'],
+          'outcome', 'counts', 'rejects', 'rules_sha256', 'error', 'run_by', 'txid', 'backfill_id'],
     'cmdm.hook_run has exactly its columns');
 SELECT col_type_is('cmdm', 'hook_run', 'hook_run_id', 'bigint', 'hook_run.hook_run_id is bigint');
 SELECT col_type_is('cmdm', 'hook_run', 'domain', 'text', 'hook_run.domain is text');
@@ -93,6 +101,7 @@ SELECT set_eq(
          AND a.attnum > 0 AND NOT a.attisdropped AND NOT a.attnotnull$$,
     $$VALUES ('rule_deployment', 'down_revision'),
              ('hook_run', 'duration'), ('hook_run', 'rules_sha256'), ('hook_run', 'error'),
+             ('hook_run', 'backfill_id'), ('backfill_run', 'finished_at'),
              ('rejected_fact', 'company_id'), ('rejected_fact', 'plan_code'),
              ('rejected_fact', 'product_line_code'), ('rejected_fact', 'portfolio_code'),
              ('rejected_fact', 'aum')$$,
@@ -104,7 +113,8 @@ SELECT set_eq(
         FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
        WHERE c.relnamespace = 'cmdm'::regnamespace AND c.relkind = 'r' AND a.attidentity <> ''$$,
     $$VALUES ('rule_deployment', 'deployment_id', 'a'), ('hook_run', 'hook_run_id', 'a'),
-             ('rejected_fact', 'rejected_fact_id', 'a'), ('managed_object', 'managed_object_id', 'a')$$,
+             ('rejected_fact', 'rejected_fact_id', 'a'), ('managed_object', 'managed_object_id', 'a'),
+             ('backfill_run', 'backfill_id', 'a')$$,
     'the surrogate ids are GENERATED ALWAYS AS IDENTITY');
 SELECT col_default_is('cmdm', 'rule_deployment', 'functions', '{}'::text, 'rule_deployment.functions defaults to {}');
 SELECT col_default_is('cmdm', 'rule_deployment', 'deployed_at', 'now()', 'rule_deployment.deployed_at defaults to now()');
@@ -153,6 +163,8 @@ SELECT set_eq(
         ('cmdm.hook_run', 'CHECK ((trigger_kind = ANY (ARRAY[''call''::text, ''trigger''::text, ''cli''::text])))'),
         ('cmdm.hook_run', 'CHECK ((outcome = ANY (ARRAY[''succeeded''::text, ''failed''::text, ''skipped''::text])))'),
         ('cmdm.hook_run', 'CHECK ((rejects >= 0))'),
+        ('cmdm.hook_queue', 'CHECK ((kind = ANY (ARRAY[''facts''::text, ''event''::text])))'),
+        ('cmdm.backfill_run', 'CHECK ((from_period <= to_period))'),
         ('cmdm.rejected_fact', 'CHECK ((EXTRACT(day FROM (period + 1)) = (1)::numeric))'),
         ('cmdm.rejected_fact', 'CHECK ((reason = ANY (ARRAY[''null_key''::text, ''unknown_product_line''::text, ''unknown_company''::text])))')$$,
     'the cmdm tables carry exactly these check constraints');
