@@ -59,9 +59,15 @@ demo_app = typer.Typer(
     help="Synthetic annuity data, generated deterministically and loaded as an ETL would.",
     no_args_is_help=True,
 )
+hooks_app = typer.Typer(
+    cls=CmdmGroup,
+    help="The post-ETL hooks: domains (on/off), their steps, and the log of their runs.",
+    no_args_is_help=True,
+)
 app.add_typer(db_app, name="db")
 app.add_typer(migrate_app, name="migrate")
 app.add_typer(demo_app, name="demo")
+app.add_typer(hooks_app, name="hooks")
 
 DatabaseUrl = Annotated[
     str | None,
@@ -909,6 +915,545 @@ def verify(
             console.print(f"[green]{ran} passed[/]; {where}")
     if not report.ok:
         raise typer.Exit(1)
+
+
+# -- post-ETL hooks: cmdm run-hooks / sync / snapshot / backfill / rebuild / hooks / status --
+
+HOOK_DOMAIN = "annuity_performance"  # cmdm_admin.hooks.DEFAULT_DOMAIN (not imported: fast --help)
+Domain = Annotated[
+    str, typer.Option("--domain", help="Post-ETL hook domain (see `cmdm hooks list`).")
+]
+Period = Annotated[str, typer.Option("--period", help="Month (2026-01, 202601 or 2026-01-31).")]
+FromPeriod = Annotated[str, typer.Option("--from", help="First month (2024-01, 202401, ...).")]
+ToPeriod = Annotated[str, typer.Option("--to", help="Last month, included.")]
+
+
+def _step_table(runs: list[Any], title: str | None = None) -> Any:
+    """Step runs (hooks.StepRun or hooks.HookRun) as a table."""
+    from rich import box
+    from rich.table import Table
+
+    from cmdm_admin.hooks import duration_text
+    from cmdm_admin.periods import label
+
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        collapse_padding=True,
+    )
+    for column in ("period", "step", "outcome", "took", "counts"):
+        table.add_column(
+            column, justify="right" if column == "took" else "left", no_wrap=column != "counts"
+        )
+    colour = {"succeeded": "green", "failed": "red", "skipped": "yellow"}
+    for r in runs:
+        table.add_row(
+            label(r.period),
+            r.step,
+            f"[{colour.get(r.outcome, 'white')}]{r.outcome}[/]",
+            duration_text(r.duration),
+            escape(r.summary),
+        )
+    return table
+
+
+@app.command("run-hooks")
+def run_hooks_command(
+    period: Period,
+    domain: Domain = HOOK_DOMAIN,
+    database_url: DatabaseUrl = None,
+    as_json: JsonOutput = False,
+) -> None:
+    """Run a domain's post-ETL steps for one month in one transaction, as the ETL's
+    CALL customer.run_post_etl_hooks does: the contract sync, then the snapshot refresh
+    of every month that depends on it. Each step is logged in cmdm.hook_run (kind cli).
+
+    A failure rolls everything back, is logged as a failed hook run, and exits 1.
+
+    Example: cmdm run-hooks --period 2026-01
+    """
+    from cmdm_admin.db import connect, resolve_database_url
+    from cmdm_admin.hooks import run_in_transaction
+    from cmdm_admin.periods import label, parse_period
+
+    month = parse_period(period)
+    url = resolve_database_url(database_url)
+    with connect(url) as conn:
+        outcome = run_in_transaction(conn, url, domain, [month])
+    if outcome.error is not None:
+        raise outcome.error
+    if as_json:
+        emit_json(
+            {"domain": domain, "period": label(month), "runs": [r.as_dict() for r in outcome.runs]}
+        )
+        return
+    console.print(_step_table(outcome.runs))
+    console.print(
+        f"[green]committed[/] {len(outcome.runs)} step run{'s' * (len(outcome.runs) != 1)} "
+        f"of {escape(domain)} for {label(month)}"
+    )
+
+
+@app.command("sync")
+def sync_command(
+    period: Period, database_url: DatabaseUrl = None, as_json: JsonOutput = False
+) -> None:
+    """Sync the contract history with one month's facts (customer.sync_contract_status)
+    and commit; the snapshot refresh is left to you: it names the months to refresh.
+
+    Example: cmdm sync --period 2026-01
+    """
+    from cmdm_admin.db import connect, resolve_database_url
+    from cmdm_admin.hooks import counts_text, sync_month
+    from cmdm_admin.periods import label, parse_period
+
+    month = parse_period(period)
+    url = resolve_database_url(database_url)
+    with connect(url) as conn:
+        row = sync_month(conn, url, month)
+    if as_json:
+        emit_json(row)
+        return
+    rejects = {k.removeprefix("rejected_"): v for k, v in row.items() if k.startswith("rejected_")}
+    console.print(
+        f"[green]synced[/] {label(month)}: "
+        + escape(counts_text("contract_sync", row, sum(rejects.values())))
+        + "".join(f" ({k} {v})" for k, v in rejects.items() if v)
+    )
+    months = [label(m) for m in row["snapshot_months"]]
+    if months:
+        console.print(
+            f"snapshot months to refresh: {', '.join(months)}; run `cmdm snapshot --period M` "
+            "for each (`cmdm run-hooks` does both steps)"
+        )
+    else:
+        console.print("no snapshot month depends on this change")
+
+
+@app.command("snapshot")
+def snapshot_command(
+    period: Period, database_url: DatabaseUrl = None, as_json: JsonOutput = False
+) -> None:
+    """Refresh both monthly snapshot tables of one month (customer.refresh_monthly_snapshot)
+    and commit.
+
+    Example: cmdm snapshot --period 2026-01
+    """
+    from cmdm_admin.db import connect, resolve_database_url
+    from cmdm_admin.hooks import counts_text, refresh_month
+    from cmdm_admin.periods import label, parse_period
+
+    month = parse_period(period)
+    url = resolve_database_url(database_url)
+    with connect(url) as conn:
+        row = refresh_month(conn, url, month)
+    if as_json:
+        emit_json(row)
+        return
+    console.print(
+        f"[green]refreshed[/] {label(month)}: {escape(counts_text('snapshot_refresh', row))}"
+    )
+
+
+def _progress(as_json: bool) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=as_json,
+    )
+
+
+def _month_lines(ran: list[Any]) -> Any:
+    """One row per month of a backfill or rebuild: its sync, and the months it refreshed."""
+    from rich.table import Table
+
+    from cmdm_admin.periods import label
+
+    table = Table(title="months", title_justify="left")
+    for column in ("month", "contract sync", "snapshots refreshed"):
+        table.add_column(column)
+    for m in ran:
+        sync = [r for r in m.runs if r.step == "contract_sync"]
+        refreshed = [label(r.period) for r in m.runs if r.step == "snapshot_refresh"]
+        table.add_row(
+            label(m.month),
+            escape("; ".join(r.summary for r in sync) or "—"),
+            ", ".join(refreshed) or "—",
+        )
+    return table
+
+
+@app.command("backfill")
+def backfill_command(
+    from_: FromPeriod,
+    to: ToPeriod,
+    domain: Domain = HOOK_DOMAIN,
+    restart: Annotated[
+        bool,
+        typer.Option("--restart", help="Start afresh instead of resuming an unfinished run."),
+    ] = False,
+    database_url: DatabaseUrl = None,
+    as_json: JsonOutput = False,
+) -> None:
+    """Run the post-ETL hooks for every month of a range, in ascending order, one
+    transaction per month (a month's refresh of later months is left to those months).
+
+    Resumable: an interrupted or failed backfill is resumed by the same command, which
+    skips the months already done; --restart runs every month again.
+
+    Example: cmdm backfill --from 2024-01 --to 2025-12
+    """
+    from cmdm_admin import backfill
+    from cmdm_admin.db import connect, resolve_database_url
+    from cmdm_admin.periods import label, parse_period
+
+    first, last = parse_period(from_), parse_period(to)
+    backfill.months_between(first, last)  # a backwards range is refused before connecting
+    url = resolve_database_url(database_url)
+    with connect(url) as conn:
+        job = backfill.start(conn, domain, first, last, restart=restart)
+        total, done = len(job.months), len(job.done_before)
+        if not as_json:
+            span = f"{label(job.months[0])}..{label(job.months[-1])}"
+            if job.resumed:
+                console.print(
+                    f"resuming backfill #{job.backfill_id}: {done} of {total} months done"
+                )
+            else:
+                console.print(f"backfill #{job.backfill_id} of {escape(domain)}: {span}")
+        with _progress(as_json) as progress:
+            task = progress.add_task("backfill", total=total, completed=done)
+
+            def advance(month_run: Any) -> None:
+                progress.update(task, advance=1, description=f"ran {label(month_run.month)}")
+
+            backfill.run(conn, url, job, advance)
+    if as_json:
+        emit_json(job.as_dict())
+        return
+    if job.ran:
+        console.print(_month_lines(job.ran))
+    console.print(
+        f"[green]finished[/] backfill #{job.backfill_id}: ran {len(job.ran)} of {total} months"
+        + (f" ({done} done before)" if done else "")
+    )
+
+
+@app.command("rebuild")
+def rebuild_command(
+    from_: FromPeriod,
+    to: ToPeriod,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Say what would change, then roll back: write nothing."),
+    ] = False,
+    sample: Annotated[int, typer.Option("--sample", help="Changed rows shown per table.")] = 5,
+    domain: Domain = HOOK_DOMAIN,
+    database_url: DatabaseUrl = None,
+    as_json: JsonOutput = False,
+) -> None:
+    """Recompute a range of months under the deployed rules, in ONE transaction: the
+    contract sync and snapshot refresh of every month, as backfill runs them; then what
+    changed: contract versions added and removed, snapshot rows inserted, updated and
+    deleted, and a sample of changed rows (before -> after).
+
+    Loads wait while it runs (the input tables are locked against writes).
+
+    Example: cmdm rebuild --from 2024-01 --to 2026-01 --dry-run
+    """
+    from cmdm_admin.backfill import months_between
+    from cmdm_admin.db import connect, resolve_database_url
+    from cmdm_admin.periods import label, parse_period
+    from cmdm_admin.rebuild import rebuild
+
+    first, last = parse_period(from_), parse_period(to)
+    months = len(months_between(first, last))
+    url = resolve_database_url(database_url)
+    with connect(url) as conn, _progress(as_json) as progress:
+        task = progress.add_task("rebuild", total=months)
+
+        def advance(month_run: Any) -> None:
+            progress.update(task, advance=1, description=f"ran {label(month_run.month)}")
+
+        result = rebuild(
+            conn, url, domain, first, last, dry_run=dry_run, sample=sample, on_month=advance
+        )
+    if as_json:
+        emit_json(result.as_dict())
+    else:
+        _print_rebuild(result)
+
+
+def _print_rebuild(result: Any) -> None:
+    from cmdm_admin.periods import label
+
+    span = f"{label(result.months[0])}..{label(result.months[-1])}"
+    rules = (
+        f"rules {escape(result.rules_revision)} (sha256 {result.rules_sha256[:12]})"
+        if result.rules_revision
+        else "the deployed rules"
+    )
+    runs = sum(len(m.runs) for m in result.ran)
+    console.print(f"rebuild {span} under {rules}: {len(result.months)} months, {runs} step runs")
+    for diff in result.diffs:
+        counts = ", ".join(f"{v} {k}" for k, v in diff.counts.items())
+        console.print(f"  {diff.table}: {counts}")
+    for diff in result.diffs:
+        if not diff.sample:
+            continue
+        console.print(f"[bold]{diff.table}[/] (sample of {len(diff.sample)} of {diff.total}):")
+        for change in diff.sample:
+            key = "/".join(str(v) for v in change.key.values())
+            if change.kind == "changed":
+                what = "; ".join(
+                    f"{c}: {change.before.get(c)} → {change.after[c]}"
+                    for c in change.changed_columns
+                )
+            else:
+                row = change.after if change.after is not None else change.before
+                what = ", ".join(f"{c}={v}" for c, v in row.items() if c not in change.key)
+            console.print(f"  {change.kind:<7} {escape(key)}: {escape(what)}")
+    changed = f"{result.changes} changed row{'s' * (result.changes != 1)}"
+    if result.dry_run:
+        console.print(f"[yellow]dry run[/]: {changed}; rolled back, nothing was written")
+    else:
+        console.print(f"[green]committed[/]: {changed}")
+
+
+@hooks_app.command("list")
+def hooks_list(database_url: DatabaseUrl = None, as_json: JsonOutput = False) -> None:
+    """The hook domains, on or off, and their steps in order.
+
+    Example: cmdm hooks list
+    """
+    from cmdm_admin.db import connect, resolve_database_url
+    from cmdm_admin.hooks import list_domains
+
+    with connect(resolve_database_url(database_url)) as conn:
+        domains = list_domains(conn)
+    if as_json:
+        emit_json([d.as_dict() for d in domains])
+        return
+    for d in domains:
+        _print_domain(d)
+
+
+def _print_domain(d: Any) -> None:
+    state = "[green]on[/]" if d.enabled else "[red]off[/]"
+    console.print(
+        f"[bold]{escape(d.domain)}[/] {state} — {escape(d.description)} "
+        f"[dim](changed {d.changed_at:%Y-%m-%d %H:%M} by {escape(d.changed_by)})[/]"
+    )
+    for s in d.steps:
+        step_state = "" if s.enabled else " [red](step disabled)[/]"
+        console.print(f"  {s.step_order}. {escape(s.step)}{step_state}: {escape(s.description)}")
+
+
+def _set_domain(domain: str, enabled: bool, database_url: str | None, as_json: bool) -> None:
+    from cmdm_admin.db import connect, resolve_database_url
+    from cmdm_admin.hooks import set_domain
+
+    url = resolve_database_url(database_url)
+    with connect(url) as conn:
+        found = set_domain(conn, url, domain, enabled)
+    if as_json:
+        emit_json(found.as_dict())
+    else:
+        _print_domain(found)
+
+
+DomainArgument = Annotated[str, typer.Argument(help="Domain (see `cmdm hooks list`).")]
+
+
+@hooks_app.command("enable")
+def hooks_enable(
+    domain: DomainArgument, database_url: DatabaseUrl = None, as_json: JsonOutput = False
+) -> None:
+    """Turn a domain's post-ETL hooks on: loads run them again at commit.
+
+    Months loaded while it was off are logged as skipped runs; backfill them.
+
+    Example: cmdm hooks enable annuity_performance
+    """
+    _set_domain(domain, True, database_url, as_json)
+
+
+@hooks_app.command("disable")
+def hooks_disable(
+    domain: DomainArgument, database_url: DatabaseUrl = None, as_json: JsonOutput = False
+) -> None:
+    """Turn a domain's post-ETL hooks off persistently: loads commit without them (each
+    skipped month is logged), and run-hooks / backfill / rebuild refuse the domain.
+
+    Example: cmdm hooks disable annuity_performance
+    """
+    _set_domain(domain, False, database_url, as_json)
+
+
+@hooks_app.command("runs")
+def hooks_runs(
+    domain: Annotated[str | None, typer.Option("--domain", help="Only this domain.")] = None,
+    period: Annotated[str | None, typer.Option("--period", help="Only this month.")] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="Only failed runs.")] = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 20,
+    database_url: DatabaseUrl = None,
+    as_json: JsonOutput = False,
+) -> None:
+    """The log of hook runs (cmdm.hook_run), newest first.
+
+    Example: cmdm hooks runs --failed --period 2026-01
+    """
+    from cmdm_admin.db import connect, resolve_database_url
+    from cmdm_admin.hooks import list_runs
+    from cmdm_admin.periods import parse_period
+
+    month = parse_period(period) if period is not None else None
+    with connect(resolve_database_url(database_url)) as conn:
+        runs = list_runs(conn, domain=domain, period=month, failed=failed, limit=limit)
+    if as_json:
+        emit_json([r.as_dict() for r in runs])
+        return
+    if not runs:
+        console.print("no hook runs match")
+        return
+    console.print(_runs_table(runs))
+
+
+def _runs_table(
+    runs: list[Any], title: str | None = None, resolved: list[bool] | None = None
+) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    from cmdm_admin.hooks import duration_text
+    from cmdm_admin.periods import label
+
+    # Compact for 80 columns: the domain only when the rows have several.
+    several = len({r.domain for r in runs}) > 1
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        collapse_padding=True,
+    )
+    columns = ["id", "started", "domain", "period", "step", "kind", "outcome", "took", "detail"]
+    for column in columns:
+        if column == "domain" and not several:
+            continue
+        table.add_column(
+            column,
+            justify="right" if column in ("id", "took") else "left",
+            no_wrap=column != "detail",
+            min_width=24 if column == "detail" else None,
+        )
+    colour = {"succeeded": "green", "failed": "red", "skipped": "yellow"}
+    for i, r in enumerate(runs):
+        outcome = f"[{colour.get(r.outcome, 'white')}]{r.outcome}[/]"
+        if resolved is not None and resolved[i]:
+            outcome += " [dim](resolved)[/]"
+        kind = r.trigger_kind + (f" #{r.backfill_id}" if r.backfill_id else "")
+        cells = [
+            str(r.hook_run_id),
+            f"{r.started_at:%m-%d %H:%M:%S}",
+            *([escape(r.domain)] if several else []),
+            label(r.period),
+            escape(r.step),
+            kind,
+            outcome,
+            duration_text(r.duration),
+            escape(r.summary),
+        ]
+        table.add_row(*cells)
+    return table
+
+
+@app.command("status")
+def status_command(database_url: DatabaseUrl = None, as_json: JsonOutput = False) -> None:
+    """What to check first: the deployed rules and drift (as deploy-rules --check), hook
+    domains on/off, the last hook runs and recent failures, rejected facts per month and
+    reason, and unfinished backfills. Informational: exits 0.
+
+    Example: cmdm status --json
+    """
+    from rich.table import Table
+
+    from cmdm_admin.db import connect, resolve_database_url
+    from cmdm_admin.periods import label
+    from cmdm_admin.status import status
+
+    url = resolve_database_url(database_url)
+    with connect(url) as conn:
+        data = status(conn, url)
+    if as_json:
+        emit_json(data.as_dict())
+        return
+    rules = data.rules
+    if rules is None:
+        console.print("rules: [yellow]none deployed[/] (`cmdm deploy-rules`)")
+    else:
+        console.print(
+            f"rules: {escape(rules['revision'])} (sha256 {rules['sha256'][:12]}), deployed "
+            f"{rules['deployed_at']:%Y-%m-%d %H:%M} by {escape(rules['deployed_by'])}"
+        )
+    drift = data.drift
+    if not drift.checked:
+        console.print(f"drift: [yellow]not checked[/]: {escape(drift.error or '')}")
+    elif drift.in_sync:
+        console.print("drift: [green]none[/] (rules/ and sql/ are what the database runs)")
+    else:
+        console.print(f"drift: [red]{len(drift.problems)} problem(s)[/]")
+        for problem in drift.problems:
+            console.print(f"  [red]{escape(problem)}[/]")
+    for d in data.domains:
+        state = "[green]on[/]" if d.enabled else "[red]off[/]"
+        steps = ", ".join(s.step + ("" if s.enabled else " (off)") for s in d.steps)
+        console.print(f"hooks: {escape(d.domain)} {state} ({escape(steps)})")
+    if data.last_runs:
+        console.print(_runs_table(data.last_runs, title="last hook runs"))
+    else:
+        console.print("last hook runs: none")
+    if data.failures:
+        console.print(
+            _runs_table(
+                [f.run for f in data.failures],
+                title="recent failures",
+                resolved=[f.resolved for f in data.failures],
+            )
+        )
+    else:
+        console.print("recent failures: none")
+    if data.rejects:
+        months = sorted({r["period"] for r in data.rejects}, reverse=True)
+        shown = set(months[:12])
+        table = Table(title="rejected facts per month", title_justify="left")
+        for column in ("month", "reason", "rows"):
+            table.add_column(column, justify="right" if column == "rows" else "left")
+        for r in data.rejects:
+            if r["period"] in shown:
+                table.add_row(label(r["period"]), r["reason"], f"{r['rows']:,}")
+        console.print(table)
+        if len(months) > len(shown):
+            console.print(f"[dim]… {len(months) - len(shown)} earlier months (--json lists all)[/]")
+    else:
+        console.print("rejected facts: none")
+    if not data.backfills:
+        console.print("unfinished backfills: none")
+    for b in data.backfills:
+        first, last = label(b["from_period"]), label(b["to_period"])
+        console.print(
+            f"unfinished backfill #{b['backfill_id']} of {escape(b['domain'])} {first}..{last}: "
+            f"{b['months_done']} of {b['months_total']} months done, started "
+            f"{b['started_at']:%Y-%m-%d %H:%M} by {escape(b['started_by'])}; resume with "
+            f"`cmdm backfill --from {first} --to {last}`"
+        )
 
 
 def main() -> None:
