@@ -14,7 +14,7 @@
 BEGIN;
 SET LOCAL search_path = public, pg_catalog;
 SET LOCAL lc_messages = 'C';
-SELECT plan(48);
+SELECT plan(50);
 
 -- ======================================================= fixtures
 INSERT INTO mapping."产品线" ("产品线代码", "产品线") VALUES ('TAP-PL1', 'TAP 产品线一');
@@ -51,6 +51,10 @@ SELECT trigger_is('customer', '当年中标', '_200_post_etl_hooks_insert',
                   'cmdm', 'tg_events__queue_hooks', 'award INSERT queues the dates');
 SELECT trigger_is('customer', '当年流失', '_200_post_etl_hooks_update_new',
                   'cmdm', 'tg_events__queue_hooks', 'loss UPDATE queues the new dates');
+SELECT trigger_is('business', '规模明细', '_200_post_etl_hooks_truncate',
+                  'cmdm', 'tg_inputs__queue_truncate', 'facts TRUNCATE queues every loaded month');
+SELECT trigger_is('customer', '当年中标', '_200_post_etl_hooks_truncate',
+                  'cmdm', 'tg_inputs__queue_truncate', 'award TRUNCATE queues every date');
 SELECT trigger_is('cmdm', 'hook_queue', '_100_run_at_commit',
                   'cmdm', 'tg_hook_queue__run_at_commit', 'the queue runs the hooks');
 SELECT set_eq(
