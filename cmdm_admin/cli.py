@@ -1072,11 +1072,12 @@ def _progress(as_json: bool) -> Any:
 
 def _month_lines(ran: list[Any]) -> Any:
     """One row per month of a backfill or rebuild: its sync, and the months it refreshed."""
+    from rich import box
     from rich.table import Table
 
     from cmdm_admin.periods import label
 
-    table = Table(title="months", title_justify="left")
+    table = Table(title="months", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False)
     for column in ("month", "contract sync", "snapshots refreshed"):
         table.add_column(column)
     for m in ran:
@@ -1208,7 +1209,8 @@ def _print_rebuild(result: Any) -> None:
     for diff in result.diffs:
         if not diff.sample:
             continue
-        console.print(f"[bold]{diff.table}[/] (sample of {len(diff.sample)} of {diff.total}):")
+        n = len(diff.sample)
+        console.print(f"[bold]{diff.table}[/], the first {n} change{'s' * (n != 1)}:")
         for change in diff.sample:
             key = "/".join(str(v) for v in change.key.values())
             if change.kind == "changed":
@@ -1383,6 +1385,7 @@ def status_command(database_url: DatabaseUrl = None, as_json: JsonOutput = False
 
     Example: cmdm status --json
     """
+    from rich import box
     from rich.table import Table
 
     from cmdm_admin.db import connect, resolve_database_url
@@ -1433,7 +1436,12 @@ def status_command(database_url: DatabaseUrl = None, as_json: JsonOutput = False
     if data.rejects:
         months = sorted({r["period"] for r in data.rejects}, reverse=True)
         shown = set(months[:12])
-        table = Table(title="rejected facts per month", title_justify="left")
+        table = Table(
+            title="rejected facts per month",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            show_edge=False,
+        )
         for column in ("month", "reason", "rows"):
             table.add_column(column, justify="right" if column == "rows" else "left")
         for r in data.rejects:
