@@ -64,8 +64,9 @@ SELECT set_eq(
     $$VALUES ('_200_post_etl_hooks_insert', true, NULL, 'changed_rows'),
              ('_200_post_etl_hooks_delete', true, 'changed_rows', NULL),
              ('_200_post_etl_hooks_update_old', true, 'changed_rows', NULL),
-             ('_200_post_etl_hooks_update_new', true, NULL, 'changed_rows')$$,
-    'the facts triggers are statement-level, each with one transition table changed_rows');
+             ('_200_post_etl_hooks_update_new', true, NULL, 'changed_rows'),
+             ('_200_post_etl_hooks_truncate', true, NULL, NULL)$$,
+    'the facts triggers are statement-level, each with one transition table changed_rows (TRUNCATE has none)');
 SELECT results_eq(
     $$SELECT t.tgdeferrable, t.tginitdeferred, t.tgtype & 1 = 1, t.tgconstraint <> 0
         FROM pg_catalog.pg_trigger t
