@@ -571,12 +571,6 @@ def test_same_month_loads_serialize(admin_url: str, serial: State, first: int) -
     assert not diff, diff
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cmdm.run_hooks computes customer.event_dependent_months before taking any lock "
-    "when a transaction changed only events rows, so it misses a later month whose load "
-    "committed while it waited for the sync lock; that load's refresh did not see the award",
-)
 def test_an_events_only_load_refreshes_a_month_committed_concurrently(admin_url: str) -> None:
     """An award reported in March (its own transaction, as a 当年中标 ETL job) and April's
     facts commit concurrently while another hook run holds the sync lock; April commits

@@ -648,12 +648,6 @@ def test_a_scratch_table_name_in_pg_temp_does_not_run_the_etls_code_as_cmdm_owne
             conn.execute("DELETE FROM customer.customer_plan_contract")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="design decision pending: when the ETL owns an input table (the production layout "
-    "roles_and_grants.sql describes), its row-level security policy runs as cmdm_owner when "
-    "the hooks read the table (the routines do not SET row_security = off)",
-)
 def test_an_etl_owning_its_input_table_does_not_run_code_as_cmdm_owner(
     rules_url: str, logins: Logins
 ) -> None:
