@@ -314,21 +314,37 @@ def run_in_transaction(
     except psycopg.Error as exc:
         failure = Failure.of(exc, domain, periods[0])
         run_id, note = None, None
-        if log_failure and exc.sqlstate not in NOT_LOGGED:
-            try:
-                run_id = record_failure(
-                    url,
-                    failure,
-                    started_at=started_at,
-                    duration=timedelta(seconds=time.monotonic() - clock),
-                    backfill_id=backfill_id,
-                )
-                note = f"logged as failed hook run #{run_id} (`cmdm hooks runs --failed`)"
-            except (psycopg.Error, CmdmError) as logging_failed:
-                note = f"the failure could not be logged: {first_line(logging_failed)}"
+        if log_failure:
+            run_id, note = log_failed_run(url, exc, failure, started_at, clock, backfill_id)
         return Outcome(
             failure=failure, error=hook_error(exc, url, domain, note, rerun), failed_run_id=run_id
         )
+
+
+def log_failed_run(
+    url: str,
+    exc: psycopg.Error,
+    failure: Failure,
+    started_at: datetime,
+    clock: float,
+    backfill_id: int | None = None,
+) -> tuple[int | None, str | None]:
+    """Log a rolled-back run as failed, in a new transaction (a refusal such as an unknown
+    or disabled domain ran nothing and is not logged). Returns the run id and a note for
+    the error line."""
+    if exc.sqlstate in NOT_LOGGED:
+        return None, None
+    try:
+        run_id = record_failure(
+            url,
+            failure,
+            started_at=started_at,
+            duration=timedelta(seconds=time.monotonic() - clock),
+            backfill_id=backfill_id,
+        )
+    except (psycopg.Error, CmdmError) as logging_failed:
+        return None, f"the failure could not be logged: {first_line(logging_failed)}"
+    return run_id, f"logged as failed hook run #{run_id} (`cmdm hooks runs --failed`)"
 
 
 # --- one step alone -------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -32,12 +32,11 @@ from cmdm_admin.backfill import MonthRun, defer_range, months_between
 from cmdm_admin.compiler import ident, qualified
 from cmdm_admin.errors import CmdmError
 from cmdm_admin.hooks import (
-    NOT_LOGGED,
     Failure,
     HookError,
     check_domain,
     hook_error,
-    record_failure,
+    log_failed_run,
     run_hooks,
 )
 from cmdm_admin.periods import label
@@ -298,18 +297,9 @@ def rebuild(
                 result.diffs.append(_snapshot_diff(conn, table, months[0], columns[table], sample))
     except psycopg.Error as exc:
         note = None
-        if not dry_run and exc.sqlstate not in NOT_LOGGED:
+        if not dry_run:
             failure = Failure.of(exc, domain, month)
-            try:
-                run_id = record_failure(
-                    url,
-                    failure,
-                    started_at=started_at,
-                    duration=timedelta(seconds=time.monotonic() - clock),
-                )
-                note = f"logged as failed hook run #{run_id}"
-            except (psycopg.Error, CmdmError) as logging_failed:
-                note = f"the failure could not be logged: {logging_failed}"
+            _, note = log_failed_run(url, exc, failure, started_at, clock)
         error = hook_error(exc, url, domain, note)
         raise RebuildError(
             f"rebuild {span} failed at {label(month)}, nothing was changed: {error.message}",
