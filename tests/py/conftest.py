@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from dbutil import with_database
+from dbutil import scratch_database
 
 from cmdm_admin import migrate
 from cmdm_admin.cluster import EmbeddedCluster
@@ -41,14 +41,8 @@ def admin_url() -> Iterator[str]:
 @pytest.fixture
 def database_url(admin_url: str) -> Iterator[str]:
     """A new empty database for one test."""
-    name = f"cmdm_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield with_database(admin_url, name)
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(admin_url) as url:
+        yield url
 
 
 @pytest.fixture

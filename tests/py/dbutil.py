@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -20,3 +23,16 @@ def query(url: str, sql: str, params: tuple | dict | None = None) -> list[tuple]
 def execute(url: str, sql: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(sql)
+
+
+@contextmanager
+def scratch_database(admin_url: str) -> Iterator[str]:
+    """A new empty database on the admin URL's server, dropped (forcibly) afterwards."""
+    name = f"cmdm_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield with_database(admin_url, name)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

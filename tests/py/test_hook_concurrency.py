@@ -28,7 +28,6 @@ import json
 import random
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -37,7 +36,7 @@ from datetime import date
 
 import psycopg
 import pytest
-from dbutil import with_database
+from dbutil import scratch_database
 from psycopg import sql
 
 from cmdm_admin import migrate
@@ -170,11 +169,7 @@ def write_part(conn: psycopg.Connection, part: Part, pause: Callable[[], None]) 
 @contextmanager
 def new_database(admin_url: str) -> Iterator[str]:
     """A new database at head (which deploys the rules) with the universe's customers."""
-    name = f"cmdm_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = with_database(admin_url, name)
-    try:
+    with scratch_database(admin_url) as url:
         migrate.upgrade(url)
         with psycopg.connect(url) as conn:
             assert conn.execute(
@@ -183,9 +178,6 @@ def new_database(admin_url: str) -> Iterator[str]:
             ).fetchone()[0], "head has no rules revision with the post-ETL hooks"
             load_customers(conn, SPEC)
         yield url
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def load_serially(url: str, parts: Sequence[Part]) -> None:

@@ -5,14 +5,13 @@ that only ever saw the final inputs."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
 
 import psycopg
 import pytest
-from dbutil import with_database
+from dbutil import scratch_database
 
 from cmdm_admin import migrate
 from cmdm_admin.demo import DemoSpec, copy_month, iter_months, load_customers
@@ -46,16 +45,9 @@ def state(conn: psycopg.Connection) -> dict[str, list[tuple]]:
 @pytest.fixture
 def fresh_url(admin_url: str) -> Iterator[str]:
     """A second database at head: the reference that only sees the final inputs."""
-    name = f"cmdm_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = with_database(admin_url, name)
-    try:
+    with scratch_database(admin_url) as url:
         migrate.upgrade(url)
         yield url
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def load(url: str, months: list) -> None:

@@ -27,7 +27,7 @@ from datetime import date
 
 import psycopg
 import pytest
-from dbutil import with_database
+from dbutil import scratch_database
 from psycopg import errors, sql
 
 from cmdm_admin import migrate
@@ -153,16 +153,9 @@ def logins(admin_url: str, rules_url: str) -> Iterator[Logins]:
 @pytest.fixture
 def second_url(admin_url: str) -> Iterator[str]:
     """A second database at head (the logins own nothing there)."""
-    name = f"cmdm_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = with_database(admin_url, name)
-    try:
+    with scratch_database(admin_url) as url:
         migrate.upgrade(url)
         yield url
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # --------------------------------------------------------------------------------------
