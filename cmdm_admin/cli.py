@@ -685,6 +685,142 @@ def overview(database_url: DatabaseUrl = None, as_json: JsonOutput = False) -> N
     )
 
 
+# -- cmdm summary / report -------------------------------------------------------------
+
+ReportMonth = Annotated[
+    str | None,
+    typer.Option(
+        "--month",
+        help="Month of the per-customer parts (2026-01, 202601 or 2026-01-31). "
+        "Default: the newest snapshot month.",
+        show_default=False,
+    ),
+]
+
+
+def _yi(amount: Any) -> str:
+    """CNY as 亿 (10^8), the unit the business reads AUM in."""
+    return f"{amount / 100_000_000:,.2f}"
+
+
+def _status_header(column: str) -> str:
+    """is_winning_this_year -> "winning\\nthis\\nyear": one word per line keeps the table of
+    every status narrow enough for an 80-column terminal."""
+    return "\n".join(column.removeprefix("is_").split("_"))
+
+
+@app.command("summary")
+def summary_command(
+    month: ReportMonth = None, database_url: DatabaseUrl = None, as_json: JsonOutput = False
+) -> None:
+    """What the outputs hold: contract versions by status, every status per snapshot month,
+    the largest strategic customers, rejected facts by reason, and where to look next.
+
+    Example: cmdm summary --month 2025-12
+    """
+    from rich import box
+    from rich.table import Table
+
+    from cmdm_admin.db import connect, resolve_database_url
+    from cmdm_admin.periods import label, parse_period
+    from cmdm_admin.summary import summarise
+
+    chosen = parse_period(month) if month is not None else None
+    with connect(resolve_database_url(database_url)) as conn:
+        result = summarise(conn, chosen)
+    if as_json:
+        emit_json(result.as_dict())
+        return
+    shown = label(result.month)
+
+    versions = Table(title="Contract versions by status", title_justify="left")
+    for column in ("contract_status", "versions", "current", "current, strategic"):
+        versions.add_column(column, justify="left" if column == "contract_status" else "right")
+    for v in result.versions:
+        versions.add_row(
+            v.contract_status, f"{v.versions:,}", f"{v.current:,}", f"{v.current_strategic:,}"
+        )
+    console.print(versions)
+
+    months = Table(
+        title="Statuses per snapshot month (rows: customer × product line)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    months.add_column("month", no_wrap=True)
+    months.add_column("rows", justify="right", no_wrap=True)
+    months.add_column("AUM\n(亿)", justify="right", no_wrap=True)
+    for status in result.statuses:
+        months.add_column(_status_header(status), justify="right", no_wrap=True)
+    for m in result.months:
+        counts = [f"{m.counts[s]:,}" for s in result.statuses]
+        months.add_row(label(m.month), f"{m.rows:,}", _yi(m.aum), *counts)
+    # Never squeeze numbers into ellipses: a table wider than the terminal wraps, still legible.
+    wide = Console(file=console.file, width=max(console.width, 120), highlight=False)
+    wide.print(months)
+
+    top = Table(
+        title=f"Top {len(result.top_strategic)} strategic customers by AUM, {shown}",
+        title_justify="left",
+    )
+    for column in ("company_id", "客户名称", "branch", "AUM (亿)", "product lines"):
+        top.add_column(column, justify="right" if column[0] in "Ap" else "left")
+    for c in result.top_strategic:
+        top.add_row(
+            c.company_id, c.company_name or "", c.branch or "", _yi(c.aum), str(c.product_lines)
+        )
+    console.print(top)
+
+    if result.rejects:
+        rejects = Table(title="Rejected fact rows by reason", title_justify="left")
+        for column in ("reason", "rows", "months", "first", "last"):
+            rejects.add_column(column, justify="right" if column in ("rows", "months") else "left")
+        for r in result.rejects:
+            rejects.add_row(
+                r.reason, f"{r.rows:,}", str(r.months), label(r.first_month), label(r.last_month)
+            )
+        console.print(rejects)
+    else:
+        console.print("No rejected fact rows.")
+
+    example = result.top_strategic[0].company_id if result.top_strategic else "<company_id>"
+    pointers = [
+        (f"cmdm explain --company {example} --month {shown}", "why each flag is what it is"),
+        (f"cmdm report --month {shown} --out report.html", "this, as an HTML page with charts"),
+        ("cmdm status", "deployed rules, hook runs, failures"),
+    ]
+    width = max(len(command) for command, _ in pointers)
+    console.print("\n[bold]Where to look next[/]")
+    for command, what in pointers:
+        console.print(f"  {escape(command.ljust(width))}   [dim]{what}[/]")
+
+
+@app.command("report")
+def report_command(
+    out: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path("report.html"),
+    month: ReportMonth = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Write one self-contained HTML page (no network needed to view it): the month's
+    status counts, their trend over the loaded months, AUM by product line, and the rules
+    that define each status.
+
+    Example: cmdm report --month 2025-12 --out report.html
+    """
+    from cmdm_admin.db import connect, resolve_database_url
+    from cmdm_admin.periods import label, parse_period
+    from cmdm_admin.report import write_report
+
+    chosen = parse_period(month) if month is not None else None
+    with connect(resolve_database_url(database_url)) as conn:
+        written = write_report(conn, out, chosen)
+    console.print(
+        f"[green]wrote[/] {escape(str(out))} ({written.size / 1024:,.0f} KiB) for "
+        f"{label(written.month)}, {len(written.months)} snapshot months"
+    )
+
+
 # -- cmdm explain ----------------------------------------------------------------------
 
 
