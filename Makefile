@@ -1,5 +1,5 @@
 # One entry point for every task. `make test` is what CI runs (.ci/run).
-.PHONY: help bootstrap test demo bench render lint format db-start db-stop clean
+.PHONY: help bootstrap test demo bench render docs lint format db-start db-stop clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -18,6 +18,9 @@ bench: bootstrap  ## benchmark at the standard scale (20,000 companies × 36 mon
 
 render: bootstrap  ## render rules/ through sql/ into build/sql, one file per object (no database)
 	.venv/bin/cmdm render-rules --out build/sql
+
+docs: bootstrap  ## regenerate docs/reference/ (rule reference from the models, CLI reference from --help)
+	.venv/bin/python -m cmdm_admin.docgen
 
 lint: bootstrap  ## ruff check + format check
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .

@@ -165,6 +165,8 @@ def _check_identifier(value: str) -> str:
 
 
 def _identifier(value: Any) -> str:
+    """A column name as written in the table, unquoted: any text without NUL, at most 63
+    bytes in UTF-8. cmdm always quotes it."""
     return _check_identifier(_string(value, "a column name"))
 
 
@@ -173,6 +175,7 @@ Identifier = Annotated[str, PlainValidator(_identifier, json_schema_input_type=s
 
 
 def _table_name(value: Any) -> str:
+    """`schema.table`, unquoted (`business.规模明细`); each part as for a column name."""
     text = _string(value, "schema.table")
     parts = text.split(".")
     if len(parts) != 2 or not parts[0] or not parts[1]:
@@ -199,6 +202,8 @@ def _name(value: Any, what: str) -> str:
 
 
 def _status_name(value: Any) -> str:
+    """A lower-case SQL name (`[a-z][a-z0-9_]*`, at most 63 characters) that is not a
+    column of the snapshot or contract tables: it becomes a boolean column."""
     text = _name(value, "status")
     if text in RESERVED_COLUMNS:
         raise rule_error(
@@ -207,18 +212,26 @@ def _status_name(value: Any) -> str:
     return text
 
 
+def _config_name(value: Any) -> str:
+    """A lower-case SQL name: `[a-z][a-z0-9_]*`, at most 63 characters."""
+    return _name(value, "config")
+
+
+def _source_name(value: Any) -> str:
+    """A lower-case SQL name: `[a-z][a-z0-9_]*`, at most 63 characters."""
+    return _name(value, "source")
+
+
 #: Names of config entries and sources: lower-case, like SQL identifiers.
-ConfigName = Annotated[
-    str, PlainValidator(lambda v: _name(v, "config"), json_schema_input_type=str)
-]
-SourceName = Annotated[
-    str, PlainValidator(lambda v: _name(v, "source"), json_schema_input_type=str)
-]
+ConfigName = Annotated[str, PlainValidator(_config_name, json_schema_input_type=str)]
+SourceName = Annotated[str, PlainValidator(_source_name, json_schema_input_type=str)]
 #: A status name becomes a boolean column: a lower-case SQL identifier, not reserved.
 StatusName = Annotated[str, PlainValidator(_status_name, json_schema_input_type=str)]
 
 
 def _reference(value: Any) -> str:
+    """The name of something defined elsewhere in the rules (a source, a status, a config
+    entry, a tracked column); the loader checks that it exists."""
     text = _string(value, "a name")
     if text == "":
         raise rule_error("must not be empty")
@@ -239,6 +252,7 @@ def _unicode(text: str) -> str:
 
 
 def _text(value: Any) -> str:
+    """Free text, not blank, without NUL."""
     text = _string(value)
     if not text.strip():
         raise rule_error("must not be empty")
@@ -251,6 +265,8 @@ Text = Annotated[str, PlainValidator(_text, json_schema_input_type=str)]
 
 
 def _status_value(value: Any) -> str:
+    """A contract status value such as `正常`: text, not blank, at most 20 characters
+    (`contract_status` is varchar(20))."""
     text = _string(value, "a status value (a string)")
     if not text.strip():
         raise rule_error("a status value must not be empty")
@@ -269,6 +285,7 @@ StatusValue = Annotated[str, PlainValidator(_status_value, json_schema_input_typ
 
 
 def _number(value: Any) -> int | float:
+    """A finite number (integer or decimal; not a boolean)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise rule_error(f"expected a number, got {describe(value)}")
     if isinstance(value, float) and not math.isfinite(value):
@@ -280,6 +297,7 @@ Number = Annotated[int | float, PlainValidator(_number, json_schema_input_type=i
 
 
 def _scalar(value: Any) -> str | int | float | bool:
+    """A string, a finite number or a boolean: the literal a column is compared with."""
     if isinstance(value, bool | str):
         if isinstance(value, str) and "\x00" in value:
             raise rule_error(f"value {value!r} contains a NUL character")
@@ -303,7 +321,7 @@ class _Model(BaseModel):
 class ConfigRef(_Model):
     """`{config: name}`: the number named `name` in the `config` section."""
 
-    config: Reference
+    config: Reference = Field(description="A name defined in the `config` section.")
 
 
 def _config_ref(value: Any) -> ConfigRef | None:
@@ -318,6 +336,7 @@ def _config_ref(value: Any) -> ConfigRef | None:
 
 
 def _number_or_config(value: Any) -> int | float | ConfigRef:
+    """A finite number, or `{config: name}`: the number of that name in `config`."""
     ref = _config_ref(value)
     if ref is not None:
         return ref
@@ -333,6 +352,7 @@ NumberOrConfig = Annotated[
 
 
 def _count_or_config(value: Any) -> int | ConfigRef:
+    """A whole number of at least 1, or `{config: name}` naming one."""
     ref = _config_ref(value)
     if ref is not None:
         return ref
@@ -349,6 +369,7 @@ CountOrConfig = Annotated[
 
 
 def _months(value: Any) -> int:
+    """A whole number of months from 1 to 120."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise rule_error(f"months must be a whole number, got {describe(value)}")
     if not 1 <= value <= MAX_WINDOW_MONTHS:
@@ -360,6 +381,8 @@ Months = Annotated[int, PlainValidator(_months, json_schema_input_type=int)]
 
 
 def _unique(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A non-empty list of logical key names (`company_id`, `plan_code`,
+    `product_line_code`), each listed once."""
     seen: set[Any] = set()
     for value in values:
         if value in seen:
@@ -377,9 +400,14 @@ MatchKeys = Annotated[tuple[KeyName, ...], Field(min_length=1), AfterValidator(_
 class SourceKeys(_Model):
     """Columns of a source table holding each logical key part."""
 
-    company_id: Identifier
-    product_line_code: Identifier
-    plan_code: Identifier | None = None
+    company_id: Identifier = Field(description="The column holding the company id.")
+    product_line_code: Identifier = Field(description="The column holding the product line code.")
+    plan_code: Identifier | None = Field(
+        None,
+        description="The column holding the plan code. Required for the facts source (the "
+        "contract key includes it); an events source without it can match only by company "
+        "and product line.",
+    )
 
     @property
     def names(self) -> tuple[KeyName, ...]:
@@ -397,10 +425,16 @@ class SourceKeys(_Model):
 class Source(_Model):
     """A table the rules read: the monthly facts, or dated event records."""
 
-    kind: SourceKind
-    table: TableName
-    date_field: Identifier
-    keys: SourceKeys
+    kind: SourceKind = Field(
+        description="`facts`: the monthly fact rows (exactly one source has this kind); "
+        "`events`: dated records such as awards and losses."
+    )
+    table: TableName = Field(description="The table (or view) read.")
+    date_field: Identifier = Field(
+        description="The `date` column that places a row in time: the fact month (any day "
+        "of it), or the date an event was reported."
+    )
+    keys: SourceKeys = Field(description="Which columns hold the logical key parts.")
 
     @property
     def table_schema(self) -> str:
@@ -414,57 +448,81 @@ class Source(_Model):
 # --- rule nodes ---------------------------------------------------------------------------
 
 
+_EVENTS_SOURCE = "An events source (a name in `sources` with `kind: events`)."
+_MATCH = (
+    "The logical keys an events record must share with the key evaluated. Default: the "
+    "keys of the status's grain; each listed key must be part of the grain and mapped by "
+    "the source."
+)
+_FACTS_SOURCE = "The facts source: the default, and the only source allowed."
+
+
 class ExistsInYear(_Model):
     """A record of an events source in the snapshot's calendar year, dated on or before
     the snapshot month."""
 
-    source: Reference
-    match: MatchKeys | None = None
+    source: Reference = Field(description=_EVENTS_SOURCE)
+    match: MatchKeys | None = Field(None, description=_MATCH)
 
 
 class ExistsInWindow(_Model):
     """A record of an events source dated within the last `months` months up to the
     snapshot month."""
 
-    source: Reference
-    months: Months
-    match: MatchKeys | None = None
+    source: Reference = Field(description=_EVENTS_SOURCE)
+    months: Months = Field(
+        description="Window length: from the first day of the month `months` - 1 months "
+        "before the snapshot month to the snapshot month's end."
+    )
+    match: MatchKeys | None = Field(None, description=_MATCH)
 
 
 class FieldEquals(_Model):
     """Some fact row of the key in the month has `field` = `value`."""
 
-    field: Identifier
-    value: Scalar
+    field: Identifier = Field(description="A column of the facts table.")
+    value: Scalar = Field(
+        description="The literal compared with; its type must fit the column (a string "
+        "for a text column, a number for a numeric one, true/false for a boolean one)."
+    )
 
 
 class FieldCompare(_Model):
     """SUM(`field`) over the key's facts of the month compared with `value`."""
 
-    field: Identifier
-    op: CompareOp
-    value: NumberOrConfig
+    field: Identifier = Field(
+        description="A numeric column of the facts table; its SUM is 0 when the key has no "
+        "facts in the month."
+    )
+    op: CompareOp = Field(description="`gt` >, `ge` >=, `lt` <, `le` <=, `ne` <> (SUM `op` value).")
+    value: NumberOrConfig = Field(description="The number compared with.")
 
 
 class Disappeared(_Model):
     """The key has facts in the previous loaded month and none in this one."""
 
-    source: Reference | None = None
+    source: Reference | None = Field(None, description=_FACTS_SOURCE)
 
 
 class FirstAppearance(_Model):
     """This month is the first loaded month with facts for the key."""
 
-    source: Reference | None = None
+    source: Reference | None = Field(None, description=_FACTS_SOURCE)
 
 
 class TopN(_Model):
     """The key is among the `n` largest by SUM(`field`) within its `within` group
     (annual statuses only)."""
 
-    field: Identifier
-    n: CountOrConfig
-    within: Identifier
+    field: Identifier = Field(
+        description="A numeric column of the facts table, summed per key of the grain."
+    )
+    n: CountOrConfig = Field(
+        description="How many: ranks 1..n within the group hold (ties share a rank)."
+    )
+    within: Identifier = Field(
+        description="The column whose values form the groups (e.g. the branch, 机构代码)."
+    )
 
 
 _NULLABLE_NODES = ("disappeared", "first_appearance")
@@ -473,17 +531,30 @@ _NULLABLE_NODES = ("disappeared", "first_appearance")
 class Rule(_Model):
     """A rule node: a mapping with exactly one key."""
 
-    all_: Annotated[tuple[Rule, ...], Field(min_length=1)] | None = Field(None, alias="all")
-    any_: Annotated[tuple[Rule, ...], Field(min_length=1)] | None = Field(None, alias="any")
-    not_: Rule | None = Field(None, alias="not")
-    exists_in_year: ExistsInYear | None = None
-    exists_in_window: ExistsInWindow | None = None
-    field_equals: FieldEquals | None = None
-    field_compare: FieldCompare | None = None
-    disappeared: Disappeared | None = None
-    first_appearance: FirstAppearance | None = None
-    status: Reference | None = None
-    top_n: TopN | None = None
+    all_: Annotated[tuple[Rule, ...], Field(min_length=1)] | None = Field(
+        None, alias="all", description="Holds when every node of the list holds (AND)."
+    )
+    any_: Annotated[tuple[Rule, ...], Field(min_length=1)] | None = Field(
+        None, alias="any", description="Holds when some node of the list holds (OR)."
+    )
+    not_: Rule | None = Field(None, alias="not", description="Holds when the node does not.")
+    exists_in_year: ExistsInYear | None = Field(None, description=ExistsInYear.__doc__)
+    exists_in_window: ExistsInWindow | None = Field(None, description=ExistsInWindow.__doc__)
+    field_equals: FieldEquals | None = Field(None, description=FieldEquals.__doc__)
+    field_compare: FieldCompare | None = Field(None, description=FieldCompare.__doc__)
+    disappeared: Disappeared | None = Field(
+        None, description=f"{Disappeared.__doc__} `disappeared:` alone means `{{}}`."
+    )
+    first_appearance: FirstAppearance | None = Field(
+        None, description=f"{FirstAppearance.__doc__} `first_appearance:` alone means `{{}}`."
+    )
+    status: Reference | None = Field(
+        None,
+        description="The value of another status. An annual status may read only annual "
+        "statuses; a monthly one, monthly statuses of its own grain and annual statuses of "
+        "any grain; no cycles.",
+    )
+    top_n: TopN | None = Field(None, description=TopN.__doc__)
 
     @model_validator(mode="before")
     @classmethod
@@ -577,10 +648,22 @@ CONDITION_KINDS = tuple(k for k in NODE_KINDS if k not in COMBINATORS)
 class Status(_Model):
     """A boolean status: a column of the snapshot tables."""
 
-    description: Text
-    grain: Grain
-    annual: StrictBool = False
-    rule: Rule
+    description: Text = Field(
+        description="What the status means, for people: shown by `cmdm explain`; an annual "
+        "status's text is also part of the contract sync function's COMMENT."
+    )
+    grain: Grain = Field(
+        description="The key the rule is evaluated at: `company` (company_id), "
+        "`product_line` (company_id, product_line_code) or `plan` (company_id, plan_code, "
+        "product_line_code)."
+    )
+    annual: StrictBool = Field(
+        False,
+        description="`true`: evaluated once a year at the reference month and stored on the "
+        "contract versions (it may then be a tracked column); `false`: evaluated as of each "
+        "snapshot month.",
+    )
+    rule: Rule = Field(description="The condition: a rule node.")
 
     @property
     def keys(self) -> tuple[KeyName, ...]:
@@ -589,41 +672,73 @@ class Status(_Model):
 
 
 class StatusCase(_Model):
-    value: StatusValue
-    when: Rule
+    """One case of the contract status: `value` when `when` holds."""
+
+    value: StatusValue = Field(description="One of `status_values`.")
+    when: Rule = Field(
+        description="A rule node using only field_equals, field_compare, all, any and not."
+    )
 
 
 class ContractStatusRule(_Model):
     """The first case whose `when` holds gives the status, else `default`."""
 
-    cases: tuple[StatusCase, ...] = ()
-    default: StatusValue
+    cases: tuple[StatusCase, ...] = Field((), description="Tried in order.")
+    default: StatusValue = Field(description="The status when no case holds.")
 
 
 class Contract(_Model):
     """How a contract key's tracked state is derived from the facts each loaded month."""
 
-    source: Reference
-    measure: Identifier
-    branch_field: Identifier
-    status_values: Annotated[tuple[StatusValue, ...], Field(min_length=1)]
-    status: ContractStatusRule
-    on_missing: OnMissing = "suspend"
-    suspended_status: StatusValue | None = None
-    tracked_columns: Annotated[tuple[Reference, ...], Field(min_length=1)]
+    source: Reference = Field(description="The facts source.")
+    measure: Identifier = Field(
+        description="A numeric column of the facts table; its SUM over a key's rows of a "
+        "month is the key's AUM (`aum_balance`)."
+    )
+    branch_field: Identifier = Field(description="The column of the facts naming the branch.")
+    status_values: Annotated[tuple[StatusValue, ...], Field(min_length=1)] = Field(
+        description="Every value `contract_status` may take, each listed once."
+    )
+    status: ContractStatusRule = Field(description="How a key's status of a month is chosen.")
+    on_missing: OnMissing = Field(
+        "suspend",
+        description="What a loaded month without facts for a key that appeared before does: "
+        "`suspend` keeps the version open with `suspended_status`; `close` ends it (a later "
+        "reappearance opens a new one).",
+    )
+    suspended_status: StatusValue | None = Field(
+        None,
+        description="The status of a key absent from a loaded month; required with "
+        "`on_missing: suspend`.",
+    )
+    tracked_columns: Annotated[tuple[Reference, ...], Field(min_length=1)] = Field(
+        description="The columns whose change opens a new version: `contract_status` and "
+        "`status_year` (both required) and any annual statuses."
+    )
 
 
 class RuleSet(_Model):
     """The validated rules: every section of every file in `rules/`."""
 
-    config: dict[ConfigName, Number]
-    sources: dict[SourceName, Source]
-    contract: Contract
-    statuses: dict[StatusName, Status]
-    #: Raw text of each rule file, by file name (e.g. 'statuses.yml'), in read order.
-    files: dict[str, str] = Field(default_factory=dict, repr=False)
-    #: Where the rules were read from, for messages (e.g. 'rules/').
-    origin: str = "rules/"
+    config: dict[ConfigName, Number] = Field(
+        description="Named numbers, referenced from rules as `{config: name}`."
+    )
+    sources: dict[SourceName, Source] = Field(description="The tables the rules read, by name.")
+    contract: Contract = Field(description="How the contract history is derived.")
+    statuses: dict[StatusName, Status] = Field(
+        description="The boolean statuses, by name; each is a column of both snapshot tables."
+    )
+    files: dict[str, str] = Field(
+        default_factory=dict,
+        repr=False,
+        description="Raw text of each rule file, by file name (e.g. 'statuses.yml'), in read "
+        "order. Set by the loader, not written in YAML.",
+    )
+    origin: str = Field(
+        "rules/",
+        description="Where the rules were read from, for messages (e.g. 'rules/'). Set by the "
+        "loader, not written in YAML.",
+    )
     #: Where each key path of the sections was read: (file, (line, column) of the value,
     #: (line, column) of the key or None). Filled by the loader; read it through
     #: `cmdm_admin.loader.locate`.
