@@ -9,6 +9,8 @@ ahead of the database cannot name a column that is not there.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import date
 from decimal import Decimal
@@ -196,44 +198,57 @@ def rejects(conn: psycopg.Connection) -> list[RejectCount]:
     return [RejectCount(*row) for row in rows]
 
 
+@contextmanager
+def read_only_snapshot(conn: psycopg.Connection) -> Iterator[None]:
+    """One REPEATABLE READ READ ONLY transaction: every query inside sees the same data, so
+    the parts of a summary (and whatever a caller adds, e.g. the report) agree."""
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        yield
+
+
 def summarise(conn: psycopg.Connection, month: date | None = None) -> Summary:
     """Everything above, in one REPEATABLE READ snapshot (the parts agree with each other).
 
     `month` (any day of it) picks the month of the per-customer parts; default: the newest
     snapshot month.
     """
-    with conn.transaction():
-        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        statuses = status_columns(conn)
-        if not statuses:
-            raise SummaryError(
-                "no snapshot table: the database is not migrated",
-                hint="run `cmdm migrate upgrade` (or `make demo`)",
-            )
-        months = monthly_statuses(conn, statuses)
-        if not months:
-            raise SummaryError(
-                "no snapshot month yet: nothing has been loaded",
-                hint="load facts (e.g. `cmdm demo load`), or run `cmdm backfill` after a load "
-                "made with the hooks off",
-            )
-        if month is None:
-            chosen = months[-1].month
-        else:
-            chosen = month_end(month)
-            if chosen not in {m.month for m in months}:
-                loaded = f"{label(months[0].month)} to {label(months[-1].month)}"
-                raise SummaryError(
-                    f"no snapshot for {label(chosen)}",
-                    hint=f"snapshot months run from {loaded}; "
-                    f"`cmdm snapshot --period {label(chosen)}` refreshes one",
-                )
-        return Summary(
-            month=chosen,
-            statuses=statuses,
-            versions=contract_versions(conn),
-            months=months,
-            product_lines=product_lines(conn, statuses, chosen),
-            top_strategic=top_strategic(conn, chosen),
-            rejects=rejects(conn),
+    with read_only_snapshot(conn):
+        return summary_in_snapshot(conn, month)
+
+
+def summary_in_snapshot(conn: psycopg.Connection, month: date | None = None) -> Summary:
+    """`summarise` inside a transaction the caller opened with `read_only_snapshot`."""
+    statuses = status_columns(conn)
+    if not statuses:
+        raise SummaryError(
+            "no snapshot table: the database is not migrated",
+            hint="run `cmdm migrate upgrade` (or `make demo`)",
         )
+    months = monthly_statuses(conn, statuses)
+    if not months:
+        raise SummaryError(
+            "no snapshot month yet: nothing has been loaded",
+            hint="load facts (e.g. `cmdm demo load`), or run `cmdm backfill` after a load "
+            "made with the hooks off",
+        )
+    if month is None:
+        chosen = months[-1].month
+    else:
+        chosen = month_end(month)
+        if chosen not in {m.month for m in months}:
+            loaded = f"{label(months[0].month)} to {label(months[-1].month)}"
+            raise SummaryError(
+                f"no snapshot for {label(chosen)}",
+                hint=f"snapshot months run from {loaded}; "
+                f"`cmdm snapshot --period {label(chosen)}` refreshes one",
+            )
+    return Summary(
+        month=chosen,
+        statuses=statuses,
+        versions=contract_versions(conn),
+        months=months,
+        product_lines=product_lines(conn, statuses, chosen),
+        top_strategic=top_strategic(conn, chosen),
+        rejects=rejects(conn),
+    )
