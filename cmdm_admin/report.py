@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -253,14 +253,24 @@ class Plot:
         return self.top + self.inner_height * (1 - value / top_value)
 
 
-def nice_ticks(largest: float, wanted: int = 4) -> tuple[float, float]:
-    """(axis top, step): a 1-2-5 step giving about `wanted` gridlines above 0."""
+def nice_ticks(largest: float, wanted: int = 4, smallest_step: float = 0) -> tuple[float, float]:
+    """(axis top, step): a 1-2-5 step giving about `wanted` gridlines above 0, never below
+    `smallest_step` (1 for counts: no gridline at half a customer)."""
     if largest <= 0:
-        return 1.0, 1.0 if wanted <= 1 else 0.25
+        return 1.0, 1.0
     rough = largest / wanted
     power = 10 ** math.floor(math.log10(rough))
     step = next(f * power for f in (1, 2, 2.5, 5, 10) if f * power >= rough)
+    step = max(step, smallest_step)
     return math.ceil(largest / step - 1e-9) * step, step
+
+
+def axis_text(value: float, step: float) -> str:
+    """A gridline's value with as many decimals as the step needs (2.5 -> one)."""
+    decimals = 0
+    while decimals < 3 and abs(step * 10**decimals - round(step * 10**decimals)) > 1e-9:
+        decimals += 1
+    return f"{value:,.{decimals}f}"
 
 
 def month_tick_indices(months: Sequence[date], every: int) -> list[int]:
@@ -293,7 +303,6 @@ def _axes(
     months: Sequence[date],
     top_value: float,
     step: float,
-    value_text: Callable[[float], str],
     every: int,
     highlight: date | None,
 ) -> list[Markup]:
@@ -310,7 +319,7 @@ def _axes(
         )
         parts.append(
             Markup('<text x="{:.1f}" y="{:.1f}" text-anchor="end" class="tick">{}</text>').format(
-                plot.left - 6, y + 3.5, value_text(value)
+                plot.left - 6, y + 3.5, axis_text(value, step)
             )
         )
     base = plot.height - plot.bottom
@@ -361,15 +370,15 @@ def line_chart(
     series: Series,
     *,
     attributes: dict[str, str],
-    value_text: Callable[[float], str],
+    smallest_step: float = 0,
     tooltip_unit: str = "",
     highlight: date | None = None,
 ) -> Markup:
     """One series as a line over the months, with a light area below it and a dot per month
     whose tooltip gives the month and value."""
     plot = Plot(width=360, height=150, left=46, right=12, top=10, bottom=24)
-    top_value, step = nice_ticks(max(series.values, default=0), 3)
-    parts = _axes(plot, months, top_value, step, value_text, 12, highlight)
+    top_value, step = nice_ticks(max(series.values, default=0), 3, smallest_step)
+    parts = _axes(plot, months, top_value, step, 12, highlight)
     points = _points(plot, series.values, top_value)
     base = plot.height - plot.bottom
     area = [(points[0][0], base), *points, (points[-1][0], base)]
@@ -427,7 +436,7 @@ def stacked_area_chart(
     """AUM per month: one stacked band per product line, the total as a line on top."""
     plot = Plot(width=1080, height=280, left=56, right=16, top=14, bottom=26)
     top_value, step = nice_ticks(max(total.values, default=0), 5)
-    parts = _axes(plot, months, top_value, step, lambda v: f"{v:,.0f}", 3, highlight)
+    parts = _axes(plot, months, top_value, step, 3, highlight)
     below = [0.0] * len(months)
     for layer in layers:
         above = [b + v for b, v in zip(below, layer.values, strict=True)]
@@ -664,7 +673,7 @@ def status_views(data: ReportData) -> list[StatusView]:
             months,
             series,
             attributes={"data-chart": "status", "data-status": name, "aria-label": name},
-            value_text=lambda v: f"{v:,.0f}",
+            smallest_step=1,
             highlight=summary.month,
         )
         views.append(
@@ -706,7 +715,7 @@ def total_views(data: ReportData) -> list[TotalView]:
             months,
             series,
             attributes={"data-chart": "total", "data-total": key, "aria-label": title},
-            value_text=lambda v: f"{v:,.0f}",
+            smallest_step=1,
             highlight=summary.month,
         )
         views.append(TotalView(key, title, chart))
