@@ -21,11 +21,26 @@ DATABASE_URL_ENV = "CMDM_DATABASE_URL"
 
 
 def resolve_database_url(option: str | None = None, *, start_embedded: bool = True) -> str:
-    """The URL to use: the option, else $CMDM_DATABASE_URL, else the embedded cluster."""
-    if option:
+    """The URL to use: the option, else $CMDM_DATABASE_URL, else the embedded cluster.
+
+    An empty value is refused rather than read as "not given": a script whose URL variable
+    expanded to nothing must not silently work on the embedded cluster (or the local
+    socket) instead of the database it meant."""
+    if option is not None:
+        if not option.strip():
+            raise DatabaseError(
+                "--database-url is empty",
+                hint="give a URL (postgresql://user@host:port/dbname), or leave the option out",
+            )
         return option
     configured = os.environ.get(DATABASE_URL_ENV)
-    if configured:
+    if configured is not None:
+        if not configured.strip():
+            raise DatabaseError(
+                f"${DATABASE_URL_ENV} is set but empty",
+                hint=f"set it to a URL, or unset it (`unset {DATABASE_URL_ENV}`) to use the "
+                "embedded cluster",
+            )
         return configured
     from cmdm_admin.cluster import EmbeddedCluster
 

@@ -23,6 +23,20 @@ def test_option_wins_over_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_database_url(None) == "postgresql://env@h/db"
 
 
+@pytest.mark.parametrize("empty", ["", "  "])
+def test_an_empty_url_is_refused_not_read_as_absent(
+    monkeypatch: pytest.MonkeyPatch, empty: str
+) -> None:
+    # A script whose URL variable expanded to nothing must not land on the embedded cluster.
+    monkeypatch.setenv("CMDM_DATABASE_URL", empty)
+    with pytest.raises(DatabaseError, match=r"\$CMDM_DATABASE_URL is set but empty"):
+        resolve_database_url(None, start_embedded=False)
+    monkeypatch.delenv("CMDM_DATABASE_URL")
+    result = runner.invoke(app, ["summary", "--database-url", empty])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: --database-url is empty")
+
+
 def test_embedded_cluster_is_the_fallback_and_starts_on_demand(
     cluster_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
