@@ -268,3 +268,15 @@ def test_a_single_snapshot_month_renders(rules_url: str, tmp_path: Path) -> None
     for points in re.findall(r'<polyline data-series="[^"]+" points="([^"]+)"', page):
         assert len(points.split()) == 1
     assert not re.search(r'(?:points|x|y|cx|cy|width|height)="[^"]*(?:nan|inf)', page)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only directory")
+def test_a_read_only_directory_is_one_line(url: str, tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    try:
+        line = error_line(cli(url, "report", "--out", str(locked / "r.html")))
+    finally:
+        locked.chmod(0o700)
+    assert "cannot write" in line and "Permission denied" in line
+    assert list(locked.iterdir()) == []
