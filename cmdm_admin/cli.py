@@ -516,6 +516,29 @@ def deploy_rules(
             f"[green]deployed[/] rules sha256 {sha}: wrote "
             f"{escape(deploy.display(result.path))} and upgraded {escape(mask_url(url))}"
         )
+        if result.columns_added:
+            _hint_rebuild_for_new_columns(url, result.columns_added)
+
+
+def _hint_rebuild_for_new_columns(url: str, columns_added: dict[str, list[str]]) -> None:
+    """A new status column holds its default (false) in the snapshot months already stored:
+    say so, and how to fill it, rather than let past months read false silently."""
+    from cmdm_admin.db import connect
+    from cmdm_admin.periods import label
+
+    with connect(url) as conn:
+        first, last = conn.execute(
+            "SELECT min(snapshot_month), max(snapshot_month)"
+            " FROM customer.fct_customer_business_monthly_status"
+        ).fetchone()
+    if first is None:
+        return
+    names = sorted({c for columns in columns_added.values() for c in columns})
+    console.print(
+        f"[yellow]note[/]: {', '.join(names)} hold false in the snapshot months already stored "
+        f"({label(first)} to {label(last)}); fill them with "
+        f"`cmdm rebuild --from {label(first)} --to {label(last)}`"
+    )
 
 
 def _print_plan(plan: Any, diff: bool, summary_only: bool = False) -> None:

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from dbutil import execute, query
 from hypothesis import given
@@ -23,6 +24,7 @@ from typer.testing import CliRunner
 
 from cmdm_admin import deploy, migrate
 from cmdm_admin.cli import app
+from cmdm_admin.demo import DemoSpec, load_demo
 from cmdm_admin.errors import MigrationError
 from cmdm_admin.project import project_dir
 from cmdm_admin.revision import payload_sha256 as computed_payload_sha256
@@ -532,6 +534,19 @@ def test_cli_deploy_nothing_check_and_drift(ws: Workspace) -> None:
 
     both = ws.cli("--plan", "--check")
     assert both.exit_code == 1 and both.output.startswith("Error: --plan and --check")
+
+
+def test_cli_says_how_to_fill_a_new_status_column_in_stored_months(ws: Workspace) -> None:
+    ws.deploy()
+    with psycopg.connect(ws.url) as conn:
+        load_demo(conn, DemoSpec(companies=10, months=2, seed=1))
+    add_is_big(ws.rules)
+    result = ws.cli()
+    assert result.exit_code == 0, result.output
+    assert (
+        "note: is_big hold false in the snapshot months already stored (2024-01 to 2024-02); "
+        "fill them with `cmdm rebuild --from 2024-01 --to 2024-02`"
+    ) in result.stdout
 
 
 def test_cli_check_on_a_database_without_rules(ws: Workspace) -> None:
