@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/bootstrap.sh
+scripts/bootstrap.sh --browser
 export PATH="$PWD/.venv/bin:$PATH"
 export CMDM_HOME="$PWD/.cmdm/test-cluster"
 unset CMDM_DATABASE_URL
