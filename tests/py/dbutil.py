@@ -9,6 +9,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
+from cmdm_admin import migrate
+from cmdm_admin.demo import DemoSpec, load_demo
+
 
 def with_database(url: str, database: str) -> str:
     """The same server URL, naming another database."""
@@ -36,3 +39,14 @@ def scratch_database(admin_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def demo_database(admin_url: str, spec: DemoSpec) -> Iterator[str]:
+    """A scratch database at head holding `spec`'s demo history, loaded as `make demo`
+    does: one transaction per month, whose COMMIT runs the post-ETL hook."""
+    with scratch_database(admin_url) as url:
+        migrate.upgrade(url)
+        with psycopg.connect(url) as conn:
+            load_demo(conn, spec)
+        yield url

@@ -21,10 +21,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from dbutil import query, scratch_database
+from dbutil import demo_database, query
 from typer.testing import CliRunner
 
-from cmdm_admin import migrate
 from cmdm_admin.cli import app
 from cmdm_admin.demo import DemoSpec, load_demo
 from cmdm_admin.loader import load_rules_from_texts
@@ -44,10 +43,7 @@ INSERT_FACT = (
 
 @pytest.fixture(scope="module")
 def url(admin_url: str) -> Iterator[str]:
-    with scratch_database(admin_url) as database:
-        migrate.upgrade(database)
-        with psycopg.connect(database) as conn:
-            load_demo(conn, SPEC)
+    with demo_database(admin_url, SPEC) as database:
         with psycopg.connect(database) as conn:  # each commit runs the post-ETL hook
             conn.execute(
                 'INSERT INTO customer."年金客户" (company_id, "客户名称") VALUES (%s, %s)',

@@ -21,14 +21,12 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-import psycopg
 import pytest
-from dbutil import scratch_database
+from dbutil import demo_database
 from typer.testing import CliRunner
 
-from cmdm_admin import migrate
 from cmdm_admin.cli import app
-from cmdm_admin.demo import DemoSpec, load_demo
+from cmdm_admin.demo import DemoSpec
 
 CHROMIUM = shutil.which("chromium") or (
     "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
@@ -121,10 +119,7 @@ def assert_clean_screenshot(shot: Screenshot) -> None:
 @pytest.fixture(scope="module")
 def report(admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     out = tmp_path_factory.mktemp("report") / "report.html"
-    with scratch_database(admin_url) as url:
-        migrate.upgrade(url)
-        with psycopg.connect(url) as conn:
-            load_demo(conn, SPEC)
+    with demo_database(admin_url, SPEC) as url:
         result = CliRunner().invoke(app, ["report", "--out", str(out), "--database-url", url])
         assert result.exit_code == 0, result.output
     yield out

@@ -17,12 +17,11 @@ from typing import Any
 
 import psycopg
 import pytest
-from dbutil import scratch_database
+from dbutil import demo_database
 from typer.testing import CliRunner
 
-from cmdm_admin import migrate
 from cmdm_admin.cli import app
-from cmdm_admin.demo import DemoSpec, load_demo
+from cmdm_admin.demo import DemoSpec
 
 runner = CliRunner()
 SPEC = DemoSpec(companies=80, months=14, seed=5)
@@ -31,10 +30,7 @@ SNAPSHOT = "customer.fct_customer_business_monthly_status"
 
 @pytest.fixture(scope="module")
 def demo_url(admin_url: str) -> Iterator[str]:
-    with scratch_database(admin_url) as url:
-        migrate.upgrade(url)
-        with psycopg.connect(url) as conn:
-            load_demo(conn, SPEC)
+    with demo_database(admin_url, SPEC) as url:
         yield url
 
 
@@ -168,10 +164,8 @@ def test_text_output_names_every_part_and_what_to_run_next(demo_url: str) -> Non
 
 
 def test_a_status_column_added_by_a_deploy_shows_up(admin_url: str) -> None:
-    with scratch_database(admin_url) as url:
-        migrate.upgrade(url)
+    with demo_database(admin_url, DemoSpec(companies=20, months=2, seed=1)) as url:
         with psycopg.connect(url) as conn:
-            load_demo(conn, DemoSpec(companies=20, months=2, seed=1))
             conn.execute(f"ALTER TABLE {SNAPSHOT} ADD COLUMN is_probe boolean")
             conn.execute(f"UPDATE {SNAPSHOT} SET is_probe = company_id < 'C000010'")
             conn.commit()
