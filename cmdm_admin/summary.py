@@ -175,14 +175,18 @@ def top_strategic(
                 WHERE s.snapshot_month = %(month)s AND s.is_strategic
                 GROUP BY 1
                 ORDER BY 2 DESC, 1
-                LIMIT %(limit)s)
-           SELECT top.company_id, c."客户名称",
-                  (SELECT f."机构名称" FROM business."规模明细" f
-                    WHERE f."月度" BETWEEN date_trunc('month', %(month)s)::date AND %(month)s
-                      AND f.company_id = top.company_id
-                    ORDER BY f."期末资产规模" DESC NULLS LAST, f."机构名称" LIMIT 1),
-                  top.aum, top.product_lines
+                LIMIT %(limit)s
+           ), branch AS (
+               -- one scan of the month's facts for all of them (not one per company)
+               SELECT DISTINCT ON (f.company_id) f.company_id, f."机构名称"
+                 FROM business."规模明细" f
+                WHERE f."月度" BETWEEN date_trunc('month', %(month)s)::date AND %(month)s
+                  AND f.company_id IN (SELECT company_id FROM top)
+                ORDER BY f.company_id, f."期末资产规模" DESC NULLS LAST, f."机构名称"
+           )
+           SELECT top.company_id, c."客户名称", branch."机构名称", top.aum, top.product_lines
              FROM top
+             LEFT JOIN branch USING (company_id)
              LEFT JOIN customer."年金客户" c USING (company_id)
             ORDER BY top.aum DESC, top.company_id""",
         {"month": month, "limit": limit},
