@@ -57,7 +57,7 @@ SNAPSHOTS = {
     ),
 }
 #: Bookkeeping columns: a rewrite changes them without changing anything.
-NOT_COMPARED = frozenset({"contract_id", "created_at", "updated_at"})
+NOT_COMPARED = frozenset({"contract_id", "key_id", "created_at", "updated_at"})
 
 
 class RebuildError(HookError):

@@ -64,6 +64,14 @@ REVOKE ALL ON customer.customer_plan_contract,
 GRANT SELECT ON customer.customer_plan_contract,
                 customer.fct_customer_business_monthly_status,
                 customer.fct_customer_plan_monthly_status TO cmdm_reader, cmdm_etl;
+DO $contract_key$
+BEGIN
+    IF pg_catalog.to_regclass('customer.contract_key') IS NOT NULL THEN
+        REVOKE ALL ON customer.contract_key FROM PUBLIC, cmdm_etl, cmdm_reader;
+        GRANT SELECT ON customer.contract_key TO cmdm_reader, cmdm_etl;
+    END IF;
+END
+$contract_key$;
 
 -- cmdm's own tables: nobody writes them directly; the ETL may read its hook runs and rejects.
 REVOKE ALL ON ALL TABLES IN SCHEMA cmdm FROM PUBLIC, cmdm_etl, cmdm_reader;

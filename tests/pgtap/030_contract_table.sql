@@ -1,17 +1,18 @@
 -- 030: structure of customer.customer_plan_contract (SCD Type 2 contract history): every
--- column with its type, NOT NULL and default; PK; both FKs; its constraints by name and
--- definition; the named indexes with their columns, uniqueness, method and predicate.
+-- column with its type, NOT NULL and default; PK; the foreign key to customer.contract_key
+-- (which holds the keys to the mapping tables); its constraints by name and definition; the
+-- named indexes with their columns, uniqueness, method and predicate.
 -- The behaviour of the invariants is in 031_contract_invariants.sql.
 BEGIN;
 SET LOCAL search_path = public, pg_catalog;
-SELECT plan(61);
+SELECT plan(68);
 
 SELECT has_table('customer', 'customer_plan_contract', 'table customer.customer_plan_contract exists');
 SELECT columns_are('customer', 'customer_plan_contract',
     ARRAY['contract_id', 'company_id', 'plan_code', 'product_line_code', 'product_line_name',
           'is_strategic', 'is_existing', 'status_year', 'contract_status', 'valid_from',
-          'valid_to', 'created_at', 'updated_at'],
-    'customer_plan_contract has exactly its 13 columns');
+          'valid_to', 'created_at', 'updated_at', 'key_id'],
+    'customer_plan_contract has exactly its 14 columns');
 
 -- types
 SELECT col_type_is('customer', 'customer_plan_contract', 'contract_id', 'bigint', 'contract_id is bigint');
@@ -27,6 +28,7 @@ SELECT col_type_is('customer', 'customer_plan_contract', 'valid_from', 'date', '
 SELECT col_type_is('customer', 'customer_plan_contract', 'valid_to', 'date', 'valid_to is date');
 SELECT col_type_is('customer', 'customer_plan_contract', 'created_at', 'timestamp with time zone', 'created_at is timestamptz');
 SELECT col_type_is('customer', 'customer_plan_contract', 'updated_at', 'timestamp with time zone', 'updated_at is timestamptz');
+SELECT col_type_is('customer', 'customer_plan_contract', 'key_id', 'integer', 'key_id is integer');
 
 -- NOT NULL (every column)
 SELECT col_not_null('customer', 'customer_plan_contract', 'contract_id', 'contract_id is NOT NULL');
@@ -42,6 +44,7 @@ SELECT col_not_null('customer', 'customer_plan_contract', 'valid_from', 'valid_f
 SELECT col_not_null('customer', 'customer_plan_contract', 'valid_to', 'valid_to is NOT NULL');
 SELECT col_not_null('customer', 'customer_plan_contract', 'created_at', 'created_at is NOT NULL');
 SELECT col_not_null('customer', 'customer_plan_contract', 'updated_at', 'updated_at is NOT NULL');
+SELECT col_not_null('customer', 'customer_plan_contract', 'key_id', 'key_id is NOT NULL');
 
 -- defaults
 SELECT is(
@@ -63,24 +66,40 @@ SELECT set_eq(
 -- keys
 SELECT has_pk('customer', 'customer_plan_contract', 'customer_plan_contract has a primary key');
 SELECT col_is_pk('customer', 'customer_plan_contract', 'contract_id', 'PK is contract_id');
-SELECT fk_ok('customer', 'customer_plan_contract', 'company_id',
+SELECT fk_ok('customer', 'customer_plan_contract',
+             ARRAY['key_id', 'company_id', 'plan_code', 'product_line_code'],
+             'customer', 'contract_key',
+             ARRAY['key_id', 'company_id', 'plan_code', 'product_line_code'],
+             'a version''s key_id and key columns reference one row of customer.contract_key');
+-- customer.contract_key: one row per key, which must name a known company and product line
+SELECT columns_are('customer', 'contract_key',
+    ARRAY['key_id', 'company_id', 'plan_code', 'product_line_code'],
+    'contract_key has exactly its 4 columns');
+SELECT col_is_pk('customer', 'contract_key', 'key_id', 'contract_key''s PK is key_id');
+SELECT col_is_unique('customer', 'contract_key', ARRAY['company_id', 'plan_code', 'product_line_code'],
+    'contract_key has one row per (company_id, plan_code, product_line_code)');
+SELECT fk_ok('customer', 'contract_key', 'company_id',
              'customer', '年金客户', 'company_id',
-             'company_id references customer."年金客户"(company_id)');
-SELECT fk_ok('customer', 'customer_plan_contract', 'product_line_code',
+             'contract_key.company_id references customer."年金客户"(company_id)');
+SELECT fk_ok('customer', 'contract_key', 'product_line_code',
              'mapping', '产品线', '产品线代码',
-             'product_line_code references mapping."产品线"("产品线代码")');
+             'contract_key.product_line_code references mapping."产品线"("产品线代码")');
+SELECT is(
+    (SELECT attidentity::text FROM pg_catalog.pg_attribute
+      WHERE attrelid = 'customer.contract_key'::regclass AND attname = 'key_id'),
+    'a', 'contract_key.key_id is GENERATED ALWAYS AS IDENTITY');
 
 -- constraints, by name and kind, and the definitions of the two that guard the history
 SELECT set_eq(
     $$SELECT conname::text, contype::text FROM pg_catalog.pg_constraint
        WHERE conrelid = 'customer.customer_plan_contract'::regclass$$,
     $$VALUES ('customer_plan_contract_pkey', 'p'),
-             ('fk_contract_company', 'f'), ('fk_contract_product_line', 'f'),
+             ('fk_contract_key', 'f'),
              ('uq_active_contract', 'u'),
              ('ck_contract_valid_range', 'c'), ('ck_contract_month_end', 'c'),
              ('ck_contract_status_year', 'c'),
              ('ex_contract_no_overlap', 'x')$$,
-    'customer_plan_contract has exactly its eight named constraints');
+    'customer_plan_contract has exactly its seven named constraints');
 SELECT col_is_unique('customer', 'customer_plan_contract',
     ARRAY['company_id', 'plan_code', 'product_line_code', 'valid_to'],
     'uq_active_contract: (company_id, plan_code, product_line_code, valid_to) is unique');
@@ -92,9 +111,8 @@ SELECT is(
 SELECT is(
     (SELECT pg_catalog.pg_get_constraintdef(oid) FROM pg_catalog.pg_constraint
       WHERE conrelid = 'customer.customer_plan_contract'::regclass AND conname = 'ex_contract_no_overlap'),
-    'EXCLUDE USING gist (company_id WITH =, plan_code WITH =, product_line_code WITH =, '
-        'daterange(valid_from, valid_to) WITH &&)',
-    'ex_contract_no_overlap excludes overlapping [valid_from, valid_to) per key');
+    'EXCLUDE USING gist (key_id WITH =, daterange(valid_from, valid_to) WITH &&)',
+    'ex_contract_no_overlap excludes overlapping [valid_from, valid_to) per key (key_id: one per key)');
 SELECT is(
     (SELECT pg_catalog.pg_get_constraintdef(oid) FROM pg_catalog.pg_constraint
       WHERE conrelid = 'customer.customer_plan_contract'::regclass AND conname = 'ck_contract_valid_range'),
@@ -104,12 +122,12 @@ SELECT is(
 -- indexes: the complete list, then each named one
 SELECT indexes_are('customer', 'customer_plan_contract',
     ARRAY['customer_plan_contract_pkey', 'uq_active_contract', 'ex_contract_no_overlap',
-          'idx_contract_company', 'idx_contract_plan', 'idx_contract_product_line',
+          'idx_contract_plan', 'idx_contract_product_line',
           'idx_contract_strategic', 'idx_contract_status_year', 'idx_active_contracts',
           'idx_contract_valid_from_brin', 'idx_contract_validity', 'idx_contract_company_year'],
-    'customer_plan_contract has exactly its twelve indexes (two from 0002 for the sync)');
-SELECT has_index('customer', 'customer_plan_contract', 'idx_contract_company', ARRAY['company_id'],
-    'idx_contract_company is on (company_id)');
+    'customer_plan_contract has exactly its eleven indexes (two for the sync)');
+SELECT hasnt_index('customer', 'customer_plan_contract', 'idx_contract_company',
+    'no idx_contract_company: (company_id) is a prefix of idx_contract_company_year');
 SELECT has_index('customer', 'customer_plan_contract', 'idx_contract_plan', ARRAY['plan_code'],
     'idx_contract_plan is on (plan_code)');
 SELECT has_index('customer', 'customer_plan_contract', 'idx_contract_product_line', ARRAY['product_line_code'],
@@ -136,8 +154,8 @@ SELECT is(
         '(daterange(valid_from, valid_to, ''[]''::text))',
     'idx_contract_validity: GiST over the closed validity range (versions covering or ending at a month)');
 SELECT has_index('customer', 'customer_plan_contract', 'idx_contract_company_year',
-    ARRAY['company_id', 'status_year'],
-    'idx_contract_company_year is on (company_id, status_year)');
+    ARRAY['company_id', 'status_year', 'product_line_code'],
+    'idx_contract_company_year is on (company_id, status_year, product_line_code)');
 SELECT set_eq(
     $$SELECT ci.relname::text FROM pg_catalog.pg_index x
         JOIN pg_catalog.pg_class ci ON ci.oid = x.indexrelid

@@ -6,7 +6,7 @@
 BEGIN;
 SET LOCAL search_path = public, pg_catalog;
 SET LOCAL lc_messages = 'C';  -- the error texts below are matched in English
-SELECT plan(26);
+SELECT plan(30);
 
 -- fixtures: two companies; product lines PL201/PL202 come from the seed
 INSERT INTO customer."年金客户" (company_id, "客户名称")
@@ -113,16 +113,47 @@ SELECT throws_ok(
     'status_year other than the year of valid_from is rejected (check_violation)');
 SELECT throws_ok(
     $$EXECUTE add_contract('PGTAP_NO_SUCH_COMPANY', 'PGTAP_P3', 'PL201', '2025-01-31', '9999-12-31', 2025)$$,
-    '23503', 'insert or update on table "customer_plan_contract" violates foreign key constraint "fk_contract_company"',
+    '23503', 'insert or update on table "contract_key" violates foreign key constraint "fk_contract_company"',
     'an unknown company_id is rejected (foreign_key_violation)');
 SELECT throws_ok(
     $$EXECUTE add_contract('PGTAP_C1', 'PGTAP_P3', 'PL999', '2025-01-31', '9999-12-31', 2025)$$,
-    '23503', 'insert or update on table "customer_plan_contract" violates foreign key constraint "fk_contract_product_line"',
+    '23503', 'insert or update on table "contract_key" violates foreign key constraint "fk_contract_product_line"',
     'an unknown product_line_code is rejected (foreign_key_violation)');
 SELECT throws_ok(
     $$EXECUTE add_contract('PGTAP_C1', NULL, 'PL201', '2025-01-31', '9999-12-31', 2025)$$,
     '23502', NULL,
     'a NULL plan_code is rejected (not_null_violation)');
+
+-- key_id: a version inserted without one gets its key's, registered once per key; a
+-- version cannot carry another key's key_id (fk_contract_key).
+SELECT is(
+    (SELECT count(DISTINCT c.key_id)::int FROM customer.customer_plan_contract c
+      WHERE c.company_id = 'PGTAP_C1' AND c.plan_code = 'PGTAP_P1' AND c.product_line_code = 'PL201'),
+    1,
+    'every version of a key inserted without key_id carries the same key_id');
+SELECT results_eq(
+    $$SELECT k.company_id::text, k.plan_code::text, k.product_line_code::text
+        FROM customer.contract_key k
+        JOIN customer.customer_plan_contract c USING (key_id)
+       WHERE c.company_id = 'PGTAP_C1' AND c.plan_code = 'PGTAP_P1' AND c.product_line_code = 'PL201'
+       GROUP BY 1, 2, 3$$,
+    $$VALUES ('PGTAP_C1', 'PGTAP_P1', 'PL201')$$,
+    'the key_id names the version''s own key in customer.contract_key');
+SELECT throws_ok(
+    $$INSERT INTO customer.customer_plan_contract
+          (key_id, company_id, plan_code, product_line_code, product_line_name,
+           status_year, contract_status, valid_from, valid_to)
+      SELECT k.key_id, 'PGTAP_C2', 'PGTAP_P9', 'PL201', 'x', 2020, '正常', '2020-01-31', '2020-02-29'
+        FROM customer.contract_key k
+       WHERE k.company_id = 'PGTAP_C1' AND k.plan_code = 'PGTAP_P1' AND k.product_line_code = 'PL201'$$,
+    '23503', 'insert or update on table "customer_plan_contract" violates foreign key constraint "fk_contract_key"',
+    'a version carrying another key''s key_id is rejected (fk_contract_key)');
+SELECT throws_ok(
+    $$UPDATE customer.customer_plan_contract SET company_id = 'PGTAP_C2'
+       WHERE company_id = 'PGTAP_C1' AND plan_code = 'PGTAP_P1' AND product_line_code = 'PL201'
+         AND valid_to = '2025-03-31'$$,
+    '23503', 'insert or update on table "customer_plan_contract" violates foreign key constraint "fk_contract_key"',
+    'changing a version''s key columns without its key_id is rejected (fk_contract_key)');
 
 -- One current version per key. With ex_contract_no_overlap and uq_active_contract in place a
 -- second current version always trips one of those first, so drop both (inside this

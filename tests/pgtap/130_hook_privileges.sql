@@ -16,7 +16,7 @@
 BEGIN;
 SET LOCAL search_path = public, pg_catalog;
 SET LOCAL lc_messages = 'C';  -- the error texts below are matched in English
-SELECT plan(132);
+SELECT plan(135);
 
 -- ======================================================= every routine of ours is listed here
 -- A new routine fails this test until its privileges are asserted below.
@@ -36,7 +36,8 @@ SELECT set_eq(
              ('cmdm.tg_hook_queue__run_at_commit()'),
              ('cmdm.tg_events__queue_hooks()'),
              ('cmdm.tg_inputs__queue_truncate()'),
-             ('cmdm.tg_product_line__propagate_name()')$$,
+             ('cmdm.tg_product_line__propagate_name()'),
+             ('cmdm.tg_assign_contract_key()')$$,
     'the routines cmdm registered are exactly those whose privileges this file asserts');
 
 -- ======================================================= how every routine runs
@@ -196,6 +197,13 @@ SELECT function_privs_are('cmdm', 'tg_product_line__propagate_name', ARRAY[]::na
     'cmdm_reader cannot EXECUTE cmdm.tg_product_line__propagate_name');
 SELECT function_privs_are('cmdm', 'tg_product_line__propagate_name', ARRAY[]::name[], 'public', ARRAY[]::name[],
     'PUBLIC cannot EXECUTE cmdm.tg_product_line__propagate_name');
+
+SELECT function_privs_are('cmdm', 'tg_assign_contract_key', ARRAY[]::name[], 'cmdm_etl', ARRAY[]::name[],
+    'cmdm_etl cannot EXECUTE cmdm.tg_assign_contract_key');
+SELECT function_privs_are('cmdm', 'tg_assign_contract_key', ARRAY[]::name[], 'cmdm_reader', ARRAY[]::name[],
+    'cmdm_reader cannot EXECUTE cmdm.tg_assign_contract_key');
+SELECT function_privs_are('cmdm', 'tg_assign_contract_key', ARRAY[]::name[], 'public', ARRAY[]::name[],
+    'PUBLIC cannot EXECUTE cmdm.tg_assign_contract_key');
 
 -- ======================================================= the hooks' tables
 SELECT table_privs_are('cmdm', 'hook_queue', 'cmdm_etl', ARRAY[]::name[], 'cmdm_etl: nothing on cmdm.hook_queue');

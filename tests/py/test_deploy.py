@@ -32,7 +32,7 @@ from cmdm_admin.revision import py_literal, read_revision_file
 
 runner = CliRunner()
 
-BASE_HEAD = "0005_post_etl_hooks"
+BASE_HEAD = "0006_contract_key"
 REVISION_NAME = re.compile(r"^(\d{4})_rules_([0-9a-f]{12})\.py$")
 SNAPSHOT_TABLES = (
     "customer.fct_customer_business_monthly_status",
@@ -197,7 +197,7 @@ def test_deploy_redeploy_check_hand_edit_and_rollback(ws: Workspace) -> None:
     assert result.revision is not None and result.path is not None
     match = REVISION_NAME.match(result.path.name)
     assert match, result.path.name
-    assert match.group(1) == "0006" and result.revision == result.path.stem
+    assert match.group(1) == "0007" and result.revision == result.path.stem
     sha = result.plan.sha256
     assert match.group(2) == sha[:12]
     assert ws.files() == sorted([*files_before, result.path.name])
@@ -256,7 +256,7 @@ def test_a_new_status_alone_deploys_its_column(ws: Workspace) -> None:
     add_is_big(rules)
     assert not deploy.check(ws.target(rules)).in_sync
     second = ws.deploy(rules)
-    assert second.revision is not None and second.revision.startswith("0007_rules_")
+    assert second.revision is not None and second.revision.startswith("0008_rules_")
     assert second.columns_added == {table: ["is_big"] for table in SNAPSHOT_TABLES}
     for table in SNAPSHOT_TABLES:
         assert "is_big" in columns_of(ws.url, table)
@@ -288,7 +288,7 @@ def test_second_deploy_adds_a_status_column_and_downgrade_restores_the_first(
     ]
 
     second = ws.deploy(rules)
-    assert second.revision is not None and second.revision.startswith("0007_rules_")
+    assert second.revision is not None and second.revision.startswith("0008_rules_")
     assert second.plan.sha256 != first.plan.sha256
     for table in SNAPSHOT_TABLES:
         assert "is_big" in columns_of(ws.url, table)
@@ -338,7 +338,7 @@ def test_plan_shows_changed_functions_diff_and_columns_no_longer_in_rules(
     assert changed.diff.startswith("--- deployed/sql/functions/customer.sync_contract_status")
     assert plan.columns_not_in_rules == {t: ["is_churned"] for t in SNAPSHOT_TABLES}
     assert plan.columns_to_add == {}
-    assert plan.revision and plan.revision.startswith("0007_rules_")
+    assert plan.revision and plan.revision.startswith("0008_rules_")
 
     files = ws.files()
     shown = runner.invoke(
@@ -485,6 +485,7 @@ def test_pending_revisions_are_refused(tmp_path: Path, database_url: str) -> Non
             "0003_rule_deployment_defs.py",
             "0004_snapshot_writes.py",
             "0005_post_etl_hooks.py",
+            "0006_contract_key.py",
         ]
     )
 

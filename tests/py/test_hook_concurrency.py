@@ -191,7 +191,8 @@ def load_serially(url: str, parts: Sequence[Part]) -> None:
 #: Everything the loads and hooks leave, without surrogate ids and timestamps: every
 #: column the rules add to the snapshot tables is compared too.
 STATE_SQL = {
-    "contract versions": """SELECT to_jsonb(t) - 'contract_id' - 'created_at' - 'updated_at'
+    "contract versions": """SELECT to_jsonb(t) - 'contract_id' - 'key_id' - 'created_at'
+                                   - 'updated_at'
                               FROM customer.customer_plan_contract t""",
     "business snapshot": """SELECT to_jsonb(t) - 'updated_at'
                               FROM customer.fct_customer_business_monthly_status t""",

@@ -125,7 +125,8 @@ def business_state(url: str) -> dict[str, list[str]]:
             r[0]
             for r in query(
                 url,
-                f"SELECT (to_jsonb(x) - 'contract_id' - 'created_at' - 'updated_at')::text"
+                f"SELECT (to_jsonb(x) - 'contract_id' - 'key_id' - 'created_at'"
+                f" - 'updated_at')::text"
                 f" FROM {t} x",
             )
         )

@@ -80,7 +80,14 @@ VALUES (%s, NULL, %s, %s, %s, %s, %s, NULL, NULL, %s, NULL)
 """
 DELETE_SQL = """DELETE FROM business."规模明细" WHERE "月度" >= %s AND "月度" < %s"""
 RESET_SQL = """
-TRUNCATE business."规模明细", customer.customer_plan_contract, cmdm.rejected_fact
+TRUNCATE business."规模明细", customer.customer_plan_contract, customer.contract_key,
+         cmdm.rejected_fact
+"""
+# Keys registered without a version left (the foreign key holds the other direction).
+ORPHAN_KEYS_SQL = """
+SELECT k.company_id, k.plan_code, k.product_line_code
+  FROM customer.contract_key k
+ WHERE NOT EXISTS (SELECT FROM customer.customer_plan_contract c WHERE c.key_id = k.key_id)
 """
 CHANGE_COUNTERS = ("versions_opened", "versions_closed", "versions_removed", "versions_reflagged")
 
@@ -289,6 +296,8 @@ def run(db: Db, ops: list[Op]) -> None:
         assert actual == expected, f"after step {step} ({op.kind} {start:%Y-%m}):\n  " + explain(
             expected, actual
         )
+        # the key registry holds exactly the keys that have versions
+        assert conn.execute(ORPHAN_KEYS_SQL).fetchall() == [], f"after step {step}"
         if op.kind == "resync":
             # a second sync of unchanged facts changes nothing
             assert {k: result[k] for k in CHANGE_COUNTERS} == dict.fromkeys(CHANGE_COUNTERS, 0)
