@@ -296,7 +296,7 @@ class Scope:
     def top_n(self, field_name: str, n: int, within: str, grain: str) -> str:
         raise CompileError(f"top_n cannot be used in {self.describe()}")
 
-    def status(self, name: str) -> str:
+    def status(self, name: str, grain: str) -> str:
         raise CompileError(f"status references cannot be used in {self.describe()}")
 
     def condition(self, kind: str, body: Any, grain: str) -> str:
@@ -324,7 +324,9 @@ class ContractScope(Scope):
 
 
 class AnnualScope(Scope):
-    """Annual statuses of a contract key at the reference month: one aggregate per grain."""
+    """Annual statuses of a key at the reference month: one aggregate row per grain (alias
+    ref_<grain>). A status of a coarser grain is read from its stored decision (alias
+    a_<grain>, see DECISION_ALIAS), or its value over no facts when its key has none."""
 
     def __init__(self, ruleset: RuleSet, key_columns: dict[KeyName, str]) -> None:
         super().__init__(ruleset)
@@ -349,17 +351,47 @@ class AnnualScope(Scope):
     def top_n(self, field_name: str, n: int, within: str, grain: str) -> str:
         return f"coalesce({self.grain(grain).top_n(field_name, n, within)}, false)"
 
-    def status(self, name: str) -> str:
+    def status(self, name: str, grain: str) -> str:
         status = self.ruleset.statuses[name]
         if not status.annual:
             raise CompileError(f"an annual status cannot read the monthly status {name!r}")
         if name in self._compiling:
             raise CompileError(f"status {name!r} refers to itself")
+        target = status.decided_grain
+        if target != grain:
+            if GRAIN_ORDER.index(target) > GRAIN_ORDER.index(grain):
+                raise CompileError(
+                    f"an annual status of grain {grain!r} cannot read {name!r}, of the finer "
+                    f"grain {target!r}"
+                )
+            alias = DECISION_ALIAS.format(grain=target)
+            return f"coalesce({alias}.{ident(name)}, {self.absent(name)})"
         self._compiling.append(name)
         try:
-            return compile_rule(status.rule, self, status.grain)
+            return compile_rule(status.rule, self, grain)
         finally:
             self._compiling.pop()
+
+    def absent(self, name: str) -> str:
+        """The value of annual status `name` for a key of its grain that had no facts at the
+        reference month (so no decided row): its rule over a row of NULL aggregates."""
+        status = self.ruleset.statuses[name]
+        grain = status.decided_grain
+        scope = AnnualScope(self.ruleset, self.key_columns)
+        scope._compiling = [*self._compiling, name]
+        facts = scope.grain(grain)
+        expr = compile_rule(status.rule, scope, grain)
+        columns = [
+            f"NULL::{'boolean' if sql.startswith('bool_or(') else 'numeric'} AS {ident(n)}"
+            for n, sql in facts.columns.items()
+        ] + [f"NULL::boolean AS {ident(t.column)}" for t in facts.top_ns]
+        return f"(SELECT {expr} FROM (SELECT {', '.join(columns) or 'NULL'}) {facts.alias})"
+
+
+#: Grains from coarsest to finest.
+GRAIN_ORDER = ("company", "product_line", "plan")
+#: How compiled annual rules name the decided row of a grain (a stored or scratch table).
+DECISION_ALIAS = "a_{grain}"
 
 
 @dataclass(frozen=True)
@@ -412,7 +444,7 @@ class MonthlyScope(Scope):
     def field_equals(self, field_name: str, value: Any, grain: str) -> str:
         return f"coalesce({self._facts(grain).has_value(field_name, value)}, false)"
 
-    def status(self, name: str) -> str:
+    def status(self, name: str, grain: str) -> str:
         status = self.ruleset.statuses[name]
         if status.annual:
             return f"coalesce({self.row.annual}.{ident(name)}, false)"
@@ -420,7 +452,8 @@ class MonthlyScope(Scope):
             raise CompileError(f"status {name!r} refers to itself")
         self._compiling.append(name)
         try:
-            return compile_rule(status.rule, self, status.grain)
+            # an unpinned status read by another is evaluated at the reader's grain
+            return compile_rule(status.rule, self, status.grain_at(grain))
         finally:
             self._compiling.pop()
 
@@ -477,7 +510,7 @@ def compile_rule(rule: Rule, scope: Scope, grain: str) -> str:
     if kind == "top_n":
         return scope.top_n(body.field, int(_number(ruleset, body.n)), body.within, grain)
     if kind == "status":
-        return _atom(scope.status(body))
+        return _atom(scope.status(body, grain))
     return scope.condition(kind, body, grain)
 
 

@@ -6,9 +6,11 @@ else the checkout's `rules/`. Each node of each monthly rule is compiled with th
 `MonthlyScope` the snapshot refresh uses (`render.snapshot_context`), over rows built the
 way the refresh builds them (docs/snapshots.md), for this company only, in one query: so
 the root of a rule evaluates to the stored snapshot value whenever the snapshot is current.
-Annual statuses were evaluated at the year's reference month over every company (top_n
-ranks a whole branch); they are shown with their stored value, their rule tree without
-per-node values, and the company's facts (and ranks) at the reference month.
+Annual statuses are read from the year's decision (customer.annual_reference and the
+customer.annual_*_status tables): the reference month, the value and the evidence (sums,
+top_n ranks) are the rows the sync decided from, never a second computation that could
+drift from it. A key without a decided row had no facts at the reference month: its value
+is the rule's over no facts, compiled as the sync compiles it.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from cmdm_admin.errors import CmdmError
 from cmdm_admin.loader import load_rules, load_rules_from_texts
 from cmdm_admin.periods import label, month_end
 from cmdm_admin.project import project_dir
-from cmdm_admin.render import PORTFOLIO_COLUMN
+from cmdm_admin.render import PORTFOLIO_COLUMN, ROW_GRAINS, annual_context
 from cmdm_admin.rules import GRAIN_KEYS, ConfigRef, Rule, RuleSet
 
 _OPS = {"gt": ">", "ge": "≥", "lt": "<", "le": "≤", "ne": "≠"}
@@ -362,10 +364,12 @@ def explain(
         raise ExplainError(
             f"company {company!r} has no contract of plan {plan!r} covering {label(month)}"
         )
-    jan = date(month.year, 1, 1)
-    reference = db.month_of("max", f"f.{day} < {_date(jan)}") or db.month_of(
-        "min", between(jan, date(month.year + 1, 1, 1))
+    decided = db.rows(
+        "SELECT date_trunc('month', r.reference_month)::date AS m"
+        " FROM customer.annual_reference r WHERE r.status_year = %(y)s",
+        {"y": month.year},
     )
+    reference = decided[0]["m"] if decided else None
 
     stored = {
         grain: db.rows(
@@ -391,8 +395,9 @@ def explain(
             for code, text in lines.items()
             if any(v["plan_code"] == plan and v["product_line_code"] == code for v in versions)
         }
-    product_lines = _statuses(db, previous, stored, lines, plan)
-    evidence = _evidence(db, previous, reference, versions)
+    decisions, ranks = _decisions(db, versions)
+    product_lines = _statuses(db, previous, stored, lines, plan, decisions)
+    evidence = _evidence(db, previous, reference, versions, ranks)
     if plan is not None:  # the plan's product lines, all their plans (they decide the line)
         evidence = {
             k: [r for r in v if r.get("product_line_code") in (None, *lines)]
@@ -421,6 +426,7 @@ def _statuses(
     stored: dict[str, list[dict[str, Any]]],
     lines: dict[str, str | None],
     plan: str | None,
+    decisions: dict[tuple[str, tuple[str, ...]], bool],
 ) -> list[ProductLineExplanation]:
     ruleset, month = db.ruleset, db.month
     # The refresh's scope (render.snapshot_context): one FactScope over row r for every grain.
@@ -436,44 +442,44 @@ def _statuses(
         annual="r",
     )
     scope = MonthlyScope(ruleset, row, dict.fromkeys(GRAIN_KEYS, facts))
-    trees: dict[str, list[tuple[str, int, Rule, int | None]]] = {}
+    trees: dict[str, list[tuple[str, int, Rule]]] = {}
+    #: (status, grain evaluated at) -> index of each node's expression at that grain
+    indexes: dict[tuple[str, str], list[int]] = {}
     exprs: dict[str, list[str]] = {}
     for name, status in ruleset.statuses.items():
         trees[name] = []
         for path, node in status.rule.walk():
-            index = None
-            if not status.annual:
-                exprs.setdefault(status.grain, []).append(compile_rule(node, scope, status.grain))
-                index = len(exprs[status.grain]) - 1
             depth = sum(isinstance(p, int) or p == "not" for p in path)
-            trees[name].append((path_text(path), depth, node, index))
+            trees[name].append((path_text(path), depth, node))
+            if status.annual:
+                continue
+            for grain in [status.grain] if status.grain else ROW_GRAINS.values():
+                exprs.setdefault(grain, []).append(compile_rule(node, scope, grain))
+                indexes.setdefault((name, grain), []).append(len(exprs[grain]) - 1)
     evaluated = db.rows(_evaluation_sql(db, facts, previous, exprs))
     for r in evaluated:
         r["aggregates"] = dict(zip(facts.columns, r["aggregates"], strict=True))
-        r["annual"] = dict(zip(ruleset.annual_statuses, r["annual"], strict=True))
 
-    def explained(name: str, key: dict[str, str], stored_row: dict | None, data: dict | None):
+    def explained(name: str, grain: str, key: dict[str, str], stored_row: dict | None, data):
         status = ruleset.statuses[name]
         nodes = []
-        for path, depth, node, index in trees[name]:
-            evaluated_here = data is not None and index is not None
+        for number, (path, depth, node) in enumerate(trees[name]):
+            evaluated_here = data is not None and not status.annual
+            index = indexes[(name, grain)][number] if evaluated_here else None
             nodes.append(
                 Node(
                     path,
                     depth,
                     node.kind,
-                    node_label(ruleset, node, status.grain, month),
+                    node_label(ruleset, node, grain, month),
                     data["nodes"][index] if evaluated_here else None,
                     _detail(node, data, facts) if evaluated_here else None,
                 )
             )
-        if status.annual:
-            value = data["annual"][name] if data is not None else None
-        else:
-            value = nodes[0].value
+        value = data if status.annual else nodes[0].value
         return StatusExplanation(
             status=name,
-            grain=status.grain,
+            grain=grain,
             annual=status.annual,
             description=" ".join(status.description.split()),
             key=key,
@@ -492,6 +498,16 @@ def _statuses(
             None,
         )
 
+    def annual_value(name: str, code: str) -> bool | None:
+        """The decided value shown on the pair's row (bool_or over its plans' keys)."""
+        grain = ruleset.statuses[name].decided_grain
+        found = [
+            value
+            for (status, key), value in decisions.items()
+            if status == name and key[0] == db.company and (grain == "company" or key[-1] == code)
+        ]
+        return any(found) if found else None
+
     out = []
     for code, line_name in sorted(lines.items()):
         business = next((b for b in stored["business"] if b["product_line_code"] == code), None)
@@ -503,15 +519,21 @@ def _statuses(
         pair = {"company_id": db.company, "product_line_code": code}
         statuses = []
         for name, status in ruleset.statuses.items():
-            if status.annual or status.grain == "product_line":
-                statuses.append(
-                    explained(name, pair, business, first("product_line", product_line_code=code))
-                )
+            if status.annual:
+                key = {"company_id": db.company} if status.grain == "company" else pair
+                grain = status.decided_grain
+                statuses.append(explained(name, grain, key, business, annual_value(name, code)))
+                continue
+            if status.grain in (None, "product_line"):
+                data = first("product_line", product_line_code=code)
+                statuses.append(explained(name, "product_line", pair, business, data))
             elif status.grain == "company":
+                data = first("company")
                 statuses.append(
-                    explained(name, {"company_id": db.company}, business, first("company"))
+                    explained(name, "company", {"company_id": db.company}, business, data)
                 )
-            else:
+            if status.grain in (None, "plan"):
+                # the plan table speaks for each plan (DESIGN §4)
                 for data in evaluated:
                     if data["grain"] != "plan" or data["product_line_code"] != code:
                         continue
@@ -521,11 +543,67 @@ def _statuses(
                         (p for p in plans if p["plan_code"] == data["plan_code"]), None
                     )
                     key = {**pair, "plan_code": data["plan_code"]}
-                    statuses.append(explained(name, key, stored_plan, data))
+                    statuses.append(explained(name, "plan", key, stored_plan, data))
         out.append(
             ProductLineExplanation(code, line_name, _plain(business), statuses, _plain(plans))
         )
     return out
+
+
+def _decisions(
+    db: _Reader, versions: list[dict[str, Any]]
+) -> tuple[dict[tuple[str, tuple[str, ...]], bool], list[dict[str, Any]]]:
+    """The year's decision for the keys of the company's covering versions: each annual
+    status's value per key of its grain (the stored row's, else the rule's over no facts,
+    as the sync takes it), and the top_n ranks the decision recorded as evidence."""
+    _, grains = annual_context(db.ruleset, db.keys)
+    year = db.month.year
+    values: dict[tuple[str, tuple[str, ...]], bool] = {}
+    ranks: list[dict[str, Any]] = []
+    for g in grains:
+        if not g["statuses"] or not versions:
+            continue
+        names = GRAIN_KEYS[g["grain"]]
+        keys = sorted({tuple(str(v[k]) for k in names) for v in versions})
+        rows = ", ".join("(" + ", ".join(text_literal(x) for x in key) + ")" for key in keys)
+        alias = g["stored_alias"]
+        join = " AND ".join(f"{alias}.{k} = k.{k}" for k in names)
+        found = db.rows(
+            f"SELECT {', '.join(f'k.{k}' for k in names)}, {alias}.evidence,"
+            + ", ".join(
+                f" coalesce({alias}.{s['name']}, {s['absent']}) AS {s['name']}"
+                for s in g["statuses"]
+            )
+            + f" FROM (VALUES {rows}) k ({', '.join(names)})"
+            f" LEFT JOIN {g['stored']} {alias} ON {alias}.status_year = {year} AND {join}"
+        )
+        for r in found:
+            key = tuple(r[k] for k in names)
+            for s in g["statuses"]:
+                values[(s["plain"], key)] = r[s["name"]]
+            ranked = [
+                s["plain"]
+                for s in g["statuses"]
+                if any(n.top_n is not None for _, n in db.ruleset.statuses[s["plain"]].rule.walk())
+            ]
+            for name in ranked:
+                for spec in (r["evidence"] or {}).values():
+                    if not (isinstance(spec, dict) and "ranks" in spec):
+                        continue
+                    for rank in spec["ranks"] or []:
+                        ranks.append(
+                            {
+                                "status": name,
+                                **dict(zip(names, key, strict=True)),
+                                "within": spec["within"],
+                                "within_value": rank["group"],
+                                "rank": rank["rank"],
+                                "group_size": rank["of"],
+                                "n": spec["n"],
+                                "in_top_n": rank["rank"] <= spec["n"],
+                            }
+                        )
+    return values, ranks
 
 
 def _evaluation_sql(
@@ -596,7 +674,11 @@ def _evaluation_sql(
 
 
 def _evidence(
-    db: _Reader, previous: date | None, reference: date | None, versions: list[dict[str, Any]]
+    db: _Reader,
+    previous: date | None,
+    reference: date | None,
+    versions: list[dict[str, Any]],
+    ranks: list[dict[str, Any]],
 ) -> dict[str, list[dict[str, Any]]]:
     """The rows behind the statuses: facts (this month, the previous loaded month, the
     reference month), first months seen, events, covering versions, top_n ranks."""
@@ -632,7 +714,7 @@ def _evidence(
     columns = ("plan_code", "product_line_code", "contract_status", *db.ruleset.annual_statuses)
     columns += ("status_year", "valid_from", "valid_to")
     evidence["versions"] = [{k: v[k] for k in columns if k in v} for v in versions]
-    evidence["reference_ranks"] = _ranks(db, reference) if reference else []
+    evidence["reference_ranks"] = ranks
     return evidence
 
 
@@ -660,36 +742,4 @@ def _events(db: _Reader) -> list[dict[str, Any]]:
         ):
             counted = r["reported"] <= db.end
             out.append({"source": name, "table": source.table, **r, "counted": counted})
-    return out
-
-
-def _ranks(db: _Reader, reference: date) -> list[dict[str, Any]]:
-    """For each top_n of an annual rule: the rank of the company's key of the status's
-    grain within each group at the reference month, over every company's valid facts, as
-    the sync ranks them (ties share a rank)."""
-    out: list[dict[str, Any]] = []
-    for name, status in db.ruleset.annual_statuses.items():
-        for _, node in status.rule.walk():
-            if node.top_n is None:
-                continue
-            spec, grain = node.top_n, GRAIN_KEYS[status.grain]
-            n = int(db.ruleset.resolve(spec.n))
-            within, field_sql = f"f.{ident(spec.within)}", f"sum(f.{ident(spec.field)})"
-            keys = ", ".join(f"f.{db.col[k]}::text AS {k}" for k in grain)
-            for r in db.rows(
-                f"SELECT * FROM (SELECT {keys}, {within}::text AS within_value,"
-                f" {field_sql} AS total, rank() OVER (PARTITION BY {within}"
-                f" ORDER BY {field_sql} DESC NULLS LAST) AS rank,"
-                f" count(*) OVER (PARTITION BY {within}) AS group_size"
-                f' FROM {db.table} f JOIN mapping."产品线" pl'
-                f' ON pl."产品线代码" = f.{db.col["product_line_code"]}'
-                f' JOIN customer."年金客户" co ON co.company_id = f.{db.col["company_id"]}'
-                f" WHERE f.{db.day} >= %(s)s AND f.{db.day} < %(n)s"
-                f" AND f.{db.col['plan_code']} IS NOT NULL"
-                f" GROUP BY {', '.join(f'f.{db.col[k]}' for k in grain)}, {within}) x"
-                " WHERE x.company_id = %(c)s ORDER BY x.within_value",
-                {"c": db.company, "s": reference, "n": _next_month(reference)},
-            ):
-                row = {"status": name, "within": spec.within, "n": n, **r}
-                out.append(row | {"in_top_n": r["rank"] <= n})
     return out

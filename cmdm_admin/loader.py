@@ -855,8 +855,9 @@ class _Loader:
                 self.at(
                     section,
                     path,
-                    f"source {source_name!r} has no {', '.join(missing)} key, which grain "
-                    f"{status.grain!r} matches on; map it in the source's keys or give match:",
+                    f"source {source_name!r} has no {', '.join(missing)} key, which "
+                    f"{_grain_text(status)} matches on; map it in the source's keys or give "
+                    "match:",
                     "key",
                 )
             return
@@ -865,7 +866,7 @@ class _Loader:
                 self.at(
                     section,
                     (*path, "match", index),
-                    f"{key!r} is not part of the key of grain {status.grain!r} "
+                    f"{key!r} is not part of the key of {_grain_text(status)} "
                     f"({', '.join(grain_keys)})",
                 )
             elif key not in source.keys.names:
@@ -897,17 +898,31 @@ class _Loader:
             )
         elif (
             status is not None
+            and status.annual
+            and _GRAINS.index(self.grain_of(target) or "plan") > _GRAINS.index(status.decided_grain)
+        ):
+            # A year's decision is stored per key of each status's grain (DESIGN §4,
+            # "Annual statuses are data"): a finer status has no single value at a coarser key.
+            self.at(
+                section,
+                path,
+                f"annual status {status_name!r} ({_grain_text(status)}) may read only "
+                f"annual statuses of its own grain or a coarser one; {target!r} has "
+                f"{self.grain_of(target) or 'no grain (the contract key)'}",
+            )
+        elif (
+            status is not None
             and not status.annual
             and not self.is_annual(target)
             and self.grain_of(target) not in (None, status.grain)
         ):
-            # A monthly status is evaluated once per key of its grain; another grain's
-            # monthly status has no single value there (docs/snapshots.md).
+            # A monthly status is evaluated once per key of its grain (or of the row); a
+            # monthly status pinned to another grain has no single value there.
             self.at(
                 section,
                 path,
-                f"monthly status {status_name!r} (grain {status.grain}) may read only "
-                f"monthly statuses of its own grain; {target!r} has grain "
+                f"monthly status {status_name!r} ({_grain_text(status)}) may read only "
+                f"monthly statuses of its own grain or without one; {target!r} has grain "
                 f"{self.grain_of(target)}",
             )
 
@@ -1077,3 +1092,14 @@ def _reparse_positions(ruleset: RuleSet) -> _PositionMap:
         loader.files.append(file)
         loader.parse(file)
     return _position_map(loader.owner)
+
+
+def _grain_text(status: Status) -> str:
+    """How a message names where a status is evaluated."""
+    if status.grain is not None:
+        return f"grain {status.grain!r}"
+    return "grain 'plan' (no grain)" if status.annual else "every row (no grain)"
+
+
+#: Grains from coarsest to finest.
+_GRAINS = ("company", "product_line", "plan")

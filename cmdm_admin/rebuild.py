@@ -7,6 +7,10 @@ transaction, and say what changed; `--dry-run` says it and rolls back.
 2. Copy what the range can change into temp tables: the contract versions with
    `valid_to` on or after the first month (a version a month's sync rewrites overlaps or
    touches that month), and the rows of both snapshot tables from the first month on.
+   Annual statuses are decided per year (DESIGN §4), so the range is widened to whole
+   years (January of the first through December of the last, or its last loaded month),
+   and every year of it is decided again first (customer.decide_annual_statuses): a rule
+   change reaches every year the rebuild touches, whichever month its reference month is.
 3. Run the months as `cmdm backfill` does (cmdm_admin.backfill: ascending, the same
    deferred refreshes), trigger kind 'cli', without a backfill id.
 4. Compare, on the business columns (not ids or timestamps): contract versions added and
@@ -112,6 +116,10 @@ class Rebuild:
     domain: str
     months: list[date]
     dry_run: bool
+    #: The range asked for; `months` is it widened to whole years.
+    requested: tuple[date, date] | None = None
+    #: Per year decided again: its reference month and how many versions were re-flagged.
+    years: list[dict[str, Any]] = field(default_factory=list)
     rules_revision: str | None = None
     rules_sha256: str | None = None
     ran: list[MonthRun] = field(default_factory=list)
@@ -127,6 +135,8 @@ class Rebuild:
             "domain": self.domain,
             "from": label(self.months[0]),
             "to": label(self.months[-1]),
+            "requested": [label(m) for m in self.requested] if self.requested else None,
+            "years": self.years,
             "dry_run": self.dry_run,
             "committed": self.committed,
             "rules": {"revision": self.rules_revision, "sha256": self.rules_sha256},
@@ -257,6 +267,19 @@ def _change(
     return Change({k: row[k] for k in key}, ordered(before), ordered(after))
 
 
+def rebuild_range(conn: psycopg.Connection, first: date, last: date) -> tuple[date, date]:
+    """[first, last] widened to whole years: from January of `first`'s year through
+    December of `last`'s, or through its last loaded month when that is earlier (but never
+    before `last`)."""
+    months_between(first, last)  # refuses a reversed range
+    december = date(last.year, 12, 1)
+    (latest,) = conn.execute(
+        "SELECT max(l) FROM customer.loaded_months(%s, %s) l", (last.replace(day=1), december)
+    ).fetchone()
+    end = latest.replace(day=1) if latest is not None else last.replace(day=1)
+    return date(first.year, 1, 1), end
+
+
 def rebuild(
     conn: psycopg.Connection,
     url: str,
@@ -268,11 +291,14 @@ def rebuild(
     sample: int = 5,
     on_month: Callable[[MonthRun], None] | None = None,
 ) -> Rebuild:
-    """Recompute [first, last] in one transaction of `conn`; commit it unless `dry_run`."""
+    """Recompute [first, last], widened to whole years (rebuild_range), in one transaction
+    of `conn`; commit it unless `dry_run`."""
+    requested = (first.replace(day=1), last.replace(day=1))
+    first, last = rebuild_range(conn, first, last)
     months = months_between(first, last)
     if sample < 0:
         raise CmdmError(f"--sample {sample} is negative", hint="use 0 or more")
-    result = Rebuild(domain, months, dry_run)
+    result = Rebuild(domain, months, dry_run, requested)
     span = f"{label(months[0])}..{label(months[-1])}"
     month = months[0]
     started_at, clock = datetime.now().astimezone(), time.monotonic()
@@ -287,6 +313,15 @@ def rebuild(
                 result.rules_revision, result.rules_sha256 = row
             _lock_inputs(conn)
             columns = _copy_before(conn, months[0])
+            decided = conn.execute(
+                "SELECT status_year, reference_month, statuses_changed, versions_reflagged"
+                " FROM customer.decide_annual_statuses(%s)",
+                (list(range(first.year, last.year + 1)),),
+            ).fetchall()
+            result.years = [
+                {"year": y, "reference_month": r, "statuses_changed": c, "versions_reflagged": n}
+                for y, r, c, n in decided
+            ]
             for month in months:
                 runs = run_hooks(conn, domain, [month], defer=defer_range(month, months[-1]))
                 result.ran.append(MonthRun(month, runs))

@@ -17,6 +17,7 @@ from typing import Any
 import jinja2
 
 from cmdm_admin.compiler import (
+    DECISION_ALIAS,
     AnnualScope,
     ContractScope,
     FactScope,
@@ -75,6 +76,9 @@ SNAPSHOT_RESULT_COLUMNS = (
     ("plan_updated", "bigint"),
     ("plan_deleted", "bigint"),
 )
+
+#: The grain of a row of each snapshot table: where a status without `grain:` is evaluated.
+ROW_GRAINS = {"plan": "plan", "business": "product_line"}
 
 #: Snapshot scratch-table columns that are not statuses or aggregates. A status name
 #: matches [a-z][a-z0-9_]*, so these leading underscores can never collide with one.
@@ -156,10 +160,16 @@ def template_names(root: Path | None = None) -> list[str]:
 
 def status_columns(ruleset: RuleSet) -> dict[str, tuple[str, ...]]:
     statuses = tuple(ruleset.statuses)
+    annual = ruleset.annual_statuses
     return {
-        "customer.customer_plan_contract": tuple(ruleset.annual_statuses),
+        "customer.customer_plan_contract": tuple(annual),
         "customer.fct_customer_business_monthly_status": statuses,
         "customer.fct_customer_plan_monthly_status": statuses,
+    } | {
+        f"customer.annual_{grain}_status": tuple(
+            name for name, status in annual.items() if status.decided_grain == grain
+        )
+        for grain in GRAIN_KEYS
     }
 
 
@@ -186,54 +196,10 @@ def build_context(ruleset: RuleSet) -> dict[str, Any]:
     if not cases:
         status_sql = text_literal(contract.status.default)
 
-    annual = AnnualScope(ruleset, keys)
-    annual_statuses = [
-        {
-            "name": ident(name),
-            "plain": name,
-            "expr": compile_rule(status.rule, annual, status.grain),
-            "grain_keys": [ident(k) for k in GRAIN_KEYS[status.grain]],
-        }
-        for name, status in ruleset.annual_statuses.items()
-    ]
-    grains = []
-    for grain, scope in sorted(annual.grains.items(), key=lambda item: _grain_rank(item[0])):
-        key_names = [ident(k) for k in GRAIN_KEYS[grain]]
-        columns = [(ident(name), sql) for name, sql in scope.columns.items()]
-        top_ns = [
-            {
-                "alias": f"top_{index}",
-                "column": ident(t.column),
-                "field": t.field,
-                "within": t.within,
-                "field_sql": ident(t.field),
-                "within_sql": ident(t.within),
-                "n": t.n,
-            }
-            for index, t in enumerate(scope.top_ns, start=1)
-        ]
-        column_defs = ["status_year integer"] + [f"{k} text" for k in key_names]
-        column_defs += [f"{name} {_aggregate_type(sql)}" for name, sql in columns]
-        column_defs += [f"{t['column']} boolean" for t in top_ns]
-        grains.append(
-            {
-                "grain": grain,
-                "table": f"cmdm_sync_reference_{grain}",
-                "alias": scope.alias,
-                "key_names": key_names,
-                "fact_keys": [ident(keys[k]) for k in GRAIN_KEYS[grain]],
-                "columns": columns,
-                "top_ns": top_ns,
-                "column_defs": column_defs,
-                "insert_columns": ["status_year", *key_names]
-                + [name for name, _ in columns]
-                + [t["column"] for t in top_ns],
-            }
-        )
-
+    annual_statuses, grains = annual_context(ruleset, keys)
     reference_fields: dict[str, None] = dict.fromkeys(keys.values())
-    for scope in annual.grains.values():
-        reference_fields.update(scope.fields)
+    for grain in grains:
+        reference_fields.update(grain["fields"])
     state_plain_columns = ["contract_status", "status_year"] + [s["plain"] for s in annual_statuses]
     state_types = ["text", "integer"] + ["boolean"] * len(annual_statuses)
     state_columns = [ident(c) for c in state_plain_columns]
@@ -289,7 +255,7 @@ def build_context(ruleset: RuleSet) -> dict[str, Any]:
         "annual": {
             "statuses": annual_statuses,
             "grains": grains,
-            "assignments": [f"{s['name']} = x.{s['name']}" for s in annual_statuses],
+            "decided_grains": [g for g in grains if g["statuses"]],
         },
         "reference_fact_columns": [ident(f) for f in reference_fields],
         "state_columns": state_columns,
@@ -305,13 +271,101 @@ def build_context(ruleset: RuleSet) -> dict[str, Any]:
     }
 
 
+def annual_context(ruleset: RuleSet, keys: dict) -> tuple[list[dict], list[dict]]:
+    """The annual statuses and, per grain, how a year's reference month decides them
+    (customer.compute_annual_statuses) and where the decision is stored.
+
+    Each status is compiled over the aggregate row of its grain at the reference month
+    (alias ref_<grain>); `absent` is the same expression over a row of NULLs: the value
+    for a key without facts at the reference month, which has no stored row.
+    """
+    annual = AnnualScope(ruleset, keys)
+    statuses = []
+    for name, status in ruleset.annual_statuses.items():
+        grain = status.decided_grain
+        annual.grain(grain)
+        statuses.append(
+            {
+                "name": ident(name),
+                "plain": name,
+                "grain": grain,
+                "expr": compile_rule(status.rule, annual, grain),
+                "description": " ".join(status.description.split()),
+            }
+        )
+    grains = []
+    for grain, scope in sorted(annual.grains.items(), key=lambda item: _grain_rank(item[0])):
+        key_names = [ident(k) for k in GRAIN_KEYS[grain]]
+        columns = [(ident(name), sql) for name, sql in scope.columns.items()]
+        top_ns = [
+            {
+                "alias": f"top_{index}",
+                "column": ident(t.column),
+                "field_sql": ident(t.field),
+                "within_sql": ident(t.within),
+                "n": t.n,
+                "evidence": "pg_catalog.jsonb_build_object("
+                f"'field', {text_literal(t.field)}, 'n', {t.n}, "
+                f"'within', {text_literal(t.within)}, 'ranks', top_{index}.ranks)",
+            }
+            for index, t in enumerate(scope.top_ns, start=1)
+        ]
+        own = [s for s in statuses if s["grain"] == grain]
+        for status in own:
+            status["absent"] = annual.absent(status["plain"])
+            status["stored_alias"] = DECISION_ALIAS.format(grain=grain)
+        # decisions of coarser grains its statuses read (a_<grain>), joined when deciding it
+        reads = [
+            {
+                "grain": other,
+                "alias": DECISION_ALIAS.format(grain=other),
+                "scratch": f"cmdm_annual_{other}",
+                "key_names": [ident(k) for k in GRAIN_KEYS[other]],
+            }
+            for other in GRAIN_KEYS
+            if other != grain
+            and any(f"{DECISION_ALIAS.format(grain=other)}." in st["expr"] for st in own)
+        ]
+        evidence = [(text_literal(name), f"{scope.alias}.{ident(name)}") for name in scope.columns]
+        evidence += [
+            (text_literal(t.column), spec["evidence"])
+            for t, spec in zip(scope.top_ns, top_ns, strict=True)
+        ]
+        grains.append(
+            {
+                "grain": grain,
+                "alias": scope.alias,
+                "stored": f"customer.annual_{grain}_status",
+                "stored_alias": DECISION_ALIAS.format(grain=grain),
+                "scratch": f"cmdm_annual_{grain}",
+                "key_names": key_names,
+                "fact_keys": [ident(keys[k]) for k in GRAIN_KEYS[grain]],
+                "columns": columns,
+                "top_ns": top_ns,
+                "statuses": own,
+                "reads": reads,
+                "fields": scope.fields,
+                "evidence": "pg_catalog.jsonb_build_object("
+                + ", ".join(f"{k}, {v}" for k, v in evidence)
+                + ")",
+                "scratch_defs": ["status_year integer"]
+                + [f"{k} text" for k in key_names]
+                + ["evidence jsonb"]
+                + [f"{st['name']} boolean" for st in own],
+            }
+        )
+    return statuses, grains
+
+
 def snapshot_context(ruleset: RuleSet, keys: dict, measure: str) -> dict[str, Any]:
     """What customer.refresh_monthly_snapshot and the dependency functions read.
 
-    Every monthly status is compiled once, at its grain, over one scratch row per key of
-    that grain (alias `r`): the month's fact aggregates (computed per contract key and
-    rolled up, as SUM and bool_or are), presence flags, and the annual statuses of the
-    versions covering the month (bool_or). See docs/snapshots.md.
+    Every monthly status is compiled at the grain it is evaluated at, over one scratch row
+    per key of that grain (alias `r`): the month's fact aggregates (computed per contract
+    key and rolled up, as SUM and bool_or are), presence flags, and the annual statuses of
+    the versions covering the month (bool_or). A status with a `grain:` is compiled once,
+    at that grain; one without is compiled at each table's row key (plan, product_line),
+    so each table speaks for its own row (DESIGN §4). See docs/snapshots.md.
     """
     facts = FactScope("plan", "r", keys)
     facts.sum_of(measure)
@@ -329,9 +383,11 @@ def snapshot_context(ruleset: RuleSet, keys: dict, measure: str) -> dict[str, An
     scope = MonthlyScope(ruleset, row, dict.fromkeys(GRAIN_KEYS, facts))
     monthly: dict[str, list[dict[str, str]]] = {}
     for name, status in ruleset.statuses.items():
-        if not status.annual:
-            expr = compile_rule(status.rule, scope, status.grain)
-            monthly.setdefault(status.grain, []).append({"name": ident(name), "expr": expr})
+        if status.annual:
+            continue
+        for grain in [status.grain] if status.grain else ROW_GRAINS.values():
+            expr = compile_rule(status.rule, scope, grain)
+            monthly.setdefault(grain, []).append({"name": ident(name), "expr": expr})
     annual = [ident(n) for n in ruleset.annual_statuses]
     clash = sorted(set(ruleset.annual_statuses) & set(facts.columns))
     if clash:
@@ -368,7 +424,7 @@ def snapshot_context(ruleset: RuleSet, keys: dict, measure: str) -> dict[str, An
         status = ruleset.statuses[name]
         if status.annual:
             return f"coalesce({'k' if table == 'plan' else 'r'}.{ident(name)}, false)"
-        return f"coalesce(s_{status.grain}.{ident(name)}, false)"
+        return f"coalesce(s_{status.grain_at(ROW_GRAINS[table])}.{ident(name)}, false)"
 
     reach = sorted(scope.event_reach)
     return {
@@ -379,6 +435,17 @@ def snapshot_context(ruleset: RuleSet, keys: dict, measure: str) -> dict[str, An
         "measure_column": ident(measure_column),
         "statuses": [ident(n) for n in ruleset.statuses],
         "status_defs": [f"{ident(n)} boolean" for n in ruleset.statuses],
+        "business_new_defs": ["company_id text", "product_line_code text", "product_line_name text"]
+        + [f"{ident(n)} boolean" for n in ruleset.statuses]
+        + ["aum_balance numeric(20, 2)", "plan_count integer"],
+        "plan_new_defs": [
+            "company_id text",
+            "plan_code text",
+            "product_line_code text",
+            "product_line_name text",
+        ]
+        + [f"{ident(n)} boolean" for n in ruleset.statuses]
+        + ["aum_balance numeric(20, 2)"],
         "plan_columns": [column(n, "plan") for n in ruleset.statuses],
         "business_columns": [column(n, "business") for n in ruleset.statuses],
         "first_appearance_grains": [

@@ -652,10 +652,13 @@ class Status(_Model):
         description="What the status means, for people: shown by `cmdm explain`; an annual "
         "status's text is also part of the contract sync function's COMMENT."
     )
-    grain: Grain = Field(
-        description="The key the rule is evaluated at: `company` (company_id), "
-        "`product_line` (company_id, product_line_code) or `plan` (company_id, plan_code, "
-        "product_line_code)."
+    grain: Grain | None = Field(
+        None,
+        description="Pins a coarser key where the business meaning is coarser: `company` "
+        "(company_id), `product_line` (company_id, product_line_code) or `plan` (company_id, "
+        "plan_code, product_line_code). Omitted: the status is evaluated at the key of the "
+        "row it is written on (the contract key in the plan table, company and product line "
+        "in the business table; an annual status, at the contract key of each version).",
     )
     annual: StrictBool = Field(
         False,
@@ -665,10 +668,22 @@ class Status(_Model):
     )
     rule: Rule = Field(description="The condition: a rule node.")
 
+    def grain_at(self, row_grain: str) -> str:
+        """The grain the rule is evaluated at on a row of `row_grain`."""
+        return self.grain or row_grain
+
+    @property
+    def decided_grain(self) -> str:
+        """An annual status's grain: the key its yearly decision is stored per."""
+        return self.grain or "plan"
+
     @property
     def keys(self) -> tuple[KeyName, ...]:
-        """The logical key the rule is evaluated at."""
-        return GRAIN_KEYS[self.grain]
+        """The logical keys the rule can read at every row it is evaluated at (an unpinned
+        monthly status is also written on business rows, which have no plan)."""
+        if self.annual:
+            return GRAIN_KEYS[self.decided_grain]
+        return GRAIN_KEYS[self.grain or "product_line"]
 
 
 class StatusCase(_Model):

@@ -72,6 +72,21 @@ BEGIN
     END IF;
 END
 $contract_key$;
+-- The annual decisions (migration 0008) are outputs too: read like the history.
+DO $annual$
+DECLARE
+    v_table text;
+BEGIN
+    FOREACH v_table IN ARRAY ARRAY['customer.annual_reference', 'customer.annual_company_status',
+                                   'customer.annual_product_line_status',
+                                   'customer.annual_plan_status'] LOOP
+        IF pg_catalog.to_regclass(v_table) IS NOT NULL THEN
+            EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM PUBLIC, cmdm_etl, cmdm_reader', v_table);
+            EXECUTE pg_catalog.format('GRANT SELECT ON %s TO cmdm_reader, cmdm_etl', v_table);
+        END IF;
+    END LOOP;
+END
+$annual$;
 
 -- cmdm's own tables: nobody writes them directly; the ETL may read its hook runs and rejects.
 REVOKE ALL ON ALL TABLES IN SCHEMA cmdm FROM PUBLIC, cmdm_etl, cmdm_reader;

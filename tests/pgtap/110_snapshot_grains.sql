@@ -4,11 +4,13 @@
 -- key. A company with two plans in one product line, one of which disappears (and later a
 -- third plan, then all of them): the business row's aum_balance is the SUM over the pair's
 -- plans and portfolios, plan_count its keys in the population (a suspended plan still
--- counts); the plan rows carry their own aum_balance, but the monthly statuses of grain
--- product_line (is_churned, is_new_arrival, is_winning_this_year, is_churned_this_year,
--- is_new) are the pair's on every plan row, so the plan that disappeared is not "churned"
--- while its pair holds assets, and a plan first seen after its pair is no new arrival.
--- Events match at grain product_line (their 计划代码 is not a match key). Rejected fact
+-- counts); the plan rows carry their own aum_balance, and each table speaks for its own row
+-- (DESIGN §4): is_churned and is_new_arrival have no grain, so on a plan row they are the
+-- plan's (the plan that disappeared is churned while its pair holds assets, and a plan first
+-- seen after its pair is a new arrival on its own row, not on the pair's), while the
+-- statuses pinned to grain product_line (is_winning_this_year, is_churned_this_year,
+-- is_new) are the pair's on every plan row. Events match at grain product_line (their
+-- 计划代码 is not a match key). Rejected fact
 -- rows (NULL plan code, NULL product line, unknown product line, unknown company) never
 -- count: not in aum_balance, not as presence (a pair whose only rows of a month are
 -- rejects has disappeared; rejects before a pair's first valid rows do not take away its
@@ -171,12 +173,12 @@ SELECT results_eq(
              ('2193-11-30'::date, 'TAP-C1', 'TAP-P2', 'TAP-PL1',  50.00, true,  false, true,  false, true,  false, false),
              ('2193-11-30'::date, 'TAP-C2', 'TAP-P4', 'TAP-PL1',  10.00, true,  false, false, false, false, false, false),
              ('2193-12-31'::date, 'TAP-C1', 'TAP-P1', 'TAP-PL1',  70.00, false, false, true,  false, true,  false, false),
-             ('2193-12-31'::date, 'TAP-C1', 'TAP-P2', 'TAP-PL1',   0.00, false, false, true,  false, true,  false, false),
+             ('2193-12-31'::date, 'TAP-C1', 'TAP-P2', 'TAP-PL1',   0.00, false, true,  true,  false, true,  false, false),
              ('2193-12-31'::date, 'TAP-C2', 'TAP-P4', 'TAP-PL1',  10.00, false, false, false, false, false, false, false),
              ('2193-12-31'::date, 'TAP-C2', 'TAP-P5', 'TAP-PL2',   0.00, true,  true,  false, false, false, false, false),
              ('2194-01-31'::date, 'TAP-C1', 'TAP-P1', 'TAP-PL1',  70.00, false, false, false, false, false, true,  true),
-             ('2194-01-31'::date, 'TAP-C1', 'TAP-P2', 'TAP-PL1',   0.00, false, false, false, false, false, true,  true),
-             ('2194-01-31'::date, 'TAP-C1', 'TAP-P3', 'TAP-PL1',  25.00, false, false, false, false, false, true,  true),
+             ('2194-01-31'::date, 'TAP-C1', 'TAP-P2', 'TAP-PL1',   0.00, false, true,  false, false, false, true,  true),
+             ('2194-01-31'::date, 'TAP-C1', 'TAP-P3', 'TAP-PL1',  25.00, true,  false, false, false, false, true,  true),
              ('2194-01-31'::date, 'TAP-C2', 'TAP-P4', 'TAP-PL1',  10.00, false, false, false, false, false, true,  true),
              ('2194-01-31'::date, 'TAP-C2', 'TAP-P5', 'TAP-PL2',  30.00, false, false, true,  false, true,  true,  false),
              ('2194-02-28'::date, 'TAP-C1', 'TAP-P1', 'TAP-PL1',   0.00, false, true,  false, true,  false, true,  true),
@@ -188,8 +190,8 @@ SELECT results_eq(
 
 -- ======================================================= one plan disappears, its pair stays
 -- 2193-12: TAP-P2 has no facts (its version 停缴, still in the population): its plan row
--- has AUM 0 but is_churned false, the pair's value (C1 still holds 70 in TAP-PL1); the
--- business row counts both plans and sums only TAP-P1's facts.
+-- has AUM 0 and is churned (it disappeared), while the pair is not (C1 still holds 70 in
+-- TAP-PL1); the business row counts both plans and sums only TAP-P1's facts.
 SELECT results_eq(
     $$SELECT p.plan_code, p.aum_balance, p.is_churned, v.contract_status, b.aum_balance, b.plan_count, b.is_churned
         FROM tap_plan p
@@ -201,28 +203,29 @@ SELECT results_eq(
        WHERE p.snapshot_month = '2193-12-31' AND p.company_id = 'TAP-C1'
        ORDER BY 1$$,
     $$VALUES ('TAP-P1', 70.00, false, '正常', 70.00, 2, false),
-             ('TAP-P2', 0.00, false, '停缴', 70.00, 2, false)$$,
-    'a plan that disappeared while its pair holds assets: own AUM 0, the pair''s is_churned (false), still counted in plan_count');
--- 2194-01: TAP-P3 first appears, the pair did in 2193-11: no new arrival on any row.
+             ('TAP-P2', 0.00, true, '停缴', 70.00, 2, false)$$,
+    'a plan that disappeared while its pair holds assets: own AUM 0, churned on its own row, not on the pair''s; still counted in plan_count');
+-- 2194-01: TAP-P3 first appears, the pair did in 2193-11: a new arrival on its own plan row
+-- only; TAP-P2, still suspended, has AUM 0: churned.
 -- 2194-02: all three plans gone: the pair disappeared, every plan row says so.
 SELECT results_eq(
     $$SELECT snapshot_month, plan_code, is_new_arrival, is_churned FROM tap_plan
        WHERE company_id = 'TAP-C1' AND snapshot_month >= '2194-01-01' ORDER BY 1, 2$$,
-    $$VALUES ('2194-01-31'::date, 'TAP-P1', false, false), ('2194-01-31'::date, 'TAP-P2', false, false),
-             ('2194-01-31'::date, 'TAP-P3', false, false),
+    $$VALUES ('2194-01-31'::date, 'TAP-P1', false, false), ('2194-01-31'::date, 'TAP-P2', false, true),
+             ('2194-01-31'::date, 'TAP-P3', true, false),
              ('2194-02-28'::date, 'TAP-P1', false, true), ('2194-02-28'::date, 'TAP-P2', false, true),
              ('2194-02-28'::date, 'TAP-P3', false, true)$$,
-    'a plan first seen after its pair is no new arrival; when the pair disappears, every plan row is churned');
+    'a plan first seen after its pair is a new arrival on its own row; when the pair disappears, every plan row is churned');
 
 -- ======================================================= the grains agree
 SELECT is_empty(
     $$SELECT p.snapshot_month, p.company_id, p.plan_code, p.product_line_code
         FROM tap_plan p
         LEFT JOIN tap_business b USING (snapshot_month, company_id, product_line_code)
-       WHERE (p.is_new_arrival, p.is_churned, p.is_winning_this_year, p.is_churned_this_year, p.is_new)
+       WHERE (p.is_winning_this_year, p.is_churned_this_year, p.is_new)
              IS DISTINCT FROM
-             (b.is_new_arrival, b.is_churned, b.is_winning_this_year, b.is_churned_this_year, b.is_new)$$,
-    'every plan row shows its pair''s product_line-grain monthly statuses');
+             (b.is_winning_this_year, b.is_churned_this_year, b.is_new)$$,
+    'every plan row shows its pair''s value of the statuses pinned to grain product_line');
 SELECT is_empty(
     $$SELECT b.snapshot_month, b.company_id, b.product_line_code
         FROM tap_business b

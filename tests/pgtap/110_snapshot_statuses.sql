@@ -8,8 +8,9 @@
 --     month-end is not seen); an award without facts makes no row;
 --   is_new vs is_existing: won this year with AUM > 0 in the product line at the reference
 --     month -> existing, not new; without (no facts, or AUM 0) -> new;
---   is_new_arrival: the pair's first loaded month with facts, once (a second plan of the
---     pair appearing later does not make it a new arrival again);
+--   is_new_arrival: the row's key's first loaded month with facts, once: on the business
+--     table the pair's (a second plan of the pair appearing later does not make the pair a
+--     new arrival again), on the plan table the plan's (that second plan is one, on its row);
 --   is_churned: disappeared since the previous loaded month (under on_missing suspend the
 --     key stays in the population, 停缴, AUM 0 -> still churned the month after), or month
 --     AUM <= 0 (a single portfolio at 0, portfolios summing to a negative; a zero portfolio
@@ -192,7 +193,8 @@ SELECT results_eq(
 
 -- columns: month, company, plan, product line, aum_balance, is_new_arrival, is_churned,
 --          is_winning_this_year, is_churned_this_year, is_new, is_strategic, is_existing
--- The monthly statuses (grain product_line) are the pair's on every plan row of the pair.
+-- The statuses pinned to grain product_line are the pair's on every plan row of the pair;
+-- is_new_arrival and is_churned (no grain) are each plan's own.
 SELECT results_eq(
     $$SELECT * FROM tap_plan ORDER BY 1, 2, 3, 4$$,
     $$VALUES ('2191-03-31'::date, 'TAP-C1', 'TAP-P1', 'TAP-PL1', 100.00, true,  false, false, false, false, false, false),
@@ -200,7 +202,7 @@ SELECT results_eq(
              ('2191-03-31'::date, 'TAP-C3', 'TAP-P5', 'TAP-PL1',  10.00, true,  false, false, false, false, false, false),
              ('2191-03-31'::date, 'TAP-C5', 'TAP-P8', 'TAP-PL1',  60.00, true,  false, false, false, false, false, false),
              ('2191-11-30'::date, 'TAP-C1', 'TAP-P1', 'TAP-PL1', 120.00, false, false, false, false, false, false, false),
-             ('2191-11-30'::date, 'TAP-C1', 'TAP-P2', 'TAP-PL1',  30.00, false, false, false, false, false, false, false),
+             ('2191-11-30'::date, 'TAP-C1', 'TAP-P2', 'TAP-PL1',  30.00, true,  false, false, false, false, false, false),
              ('2191-11-30'::date, 'TAP-C2', 'TAP-P4', 'TAP-PL1',  50.00, false, false, false, true,  false, false, false),
              ('2191-11-30'::date, 'TAP-C3', 'TAP-P5', 'TAP-PL1',   0.00, false, true,  false, false, false, false, false),
              ('2191-11-30'::date, 'TAP-C4', 'TAP-P7', 'TAP-PL2', -30.00, true,  true,  false, false, false, false, false),
@@ -290,10 +292,10 @@ SELECT results_eq(
     $$SELECT snapshot_month, plan_code, is_new_arrival FROM tap_plan
        WHERE company_id = 'TAP-C1' AND product_line_code = 'TAP-PL1' ORDER BY 1, 2$$,
     $$VALUES ('2191-03-31'::date, 'TAP-P1', true),
-             ('2191-11-30'::date, 'TAP-P1', false), ('2191-11-30'::date, 'TAP-P2', false),
+             ('2191-11-30'::date, 'TAP-P1', false), ('2191-11-30'::date, 'TAP-P2', true),
              ('2191-12-31'::date, 'TAP-P1', false), ('2191-12-31'::date, 'TAP-P2', false),
              ('2192-01-31'::date, 'TAP-P1', false), ('2192-01-31'::date, 'TAP-P2', false)$$,
-    'a second plan appearing later in the pair does not make it a new arrival again (not even on its own plan row)');
+    'a second plan appearing later in the pair is a new arrival on its own plan row, once (not on the pair''s)');
 
 -- ======================================================= is_churned
 -- Disappearance: K4 (C2) had facts in 2191-11, none in 2191-12: churned; under on_missing

@@ -37,6 +37,7 @@ from hypothesis import strategies as st
 
 from cmdm_admin import migrate
 from cmdm_admin.compiler import (
+    DECISION_ALIAS,
     AnnualScope,
     CompileError,
     ContractScope,
@@ -249,10 +250,24 @@ def evaluate_annual(
     """The annual statuses `names` of contract keys `keys`, at reference month `month`."""
     scope = AnnualScope(ruleset, source_key_columns(ruleset.facts_source))
     exprs = {
-        n: compile_rule(ruleset.statuses[n].rule, scope, ruleset.statuses[n].grain) for n in names
+        n: compile_rule(ruleset.statuses[n].rule, scope, ruleset.statuses[n].decided_grain)
+        for n in names
     }
+    # A coarser status is read from its decided row (a_<grain>): here, every annual status
+    # of that grain evaluated over the same key's aggregates at that grain.
+    decided = ""
+    for grain in ("company", "product_line"):
+        alias = DECISION_ALIAS.format(grain=grain)
+        if not any(f"{alias}." in e for e in exprs.values()):
+            continue
+        columns = ", ".join(
+            f"{compile_rule(st.rule, scope, grain)} AS {ident(n)}"
+            for n, st in ruleset.annual_statuses.items()
+            if st.decided_grain == grain
+        )
+        decided += f" CROSS JOIN LATERAL (SELECT {columns}) {alias}"
     joins = join_aggregates(list(scope.grains.values()), ruleset.facts_source, month, "k")
-    return run(conn, exprs, "k", keys_relation(keys) + joins)
+    return run(conn, exprs, "k", keys_relation(keys) + joins + decided)
 
 
 def evaluate_contract(
@@ -327,7 +342,10 @@ def evaluate_monthly(
 
 
 def statuses_of(ruleset: RuleSet, names: Sequence[str]) -> dict[str, tuple[Rule, str]]:
-    return {n: (ruleset.statuses[n].rule, ruleset.statuses[n].grain) for n in names}
+    # the rows below are (company, product line) rows: an unpinned status is evaluated there
+    return {
+        n: (ruleset.statuses[n].rule, ruleset.statuses[n].grain_at("product_line")) for n in names
+    }
 
 
 # --- monthly statuses: one data set, every condition type ------------------------------------
@@ -468,18 +486,35 @@ def test_monthly_status_matches_and_aggregates_at_its_grain(db: psycopg.Connecti
 
 @pytest.mark.parametrize(
     ("grain", "target"),
-    [("plan", "is_winning_this_year"), ("company", "is_churned"), ("plan", "company_big")],
+    [
+        ("plan", "is_winning_this_year"),
+        ("plan", "company_big"),
+        (None, "is_winning_this_year"),  # a status without grain is read on every row
+    ],
 )
-def test_monthly_status_of_another_grain_is_refused(grain: str, target: str) -> None:
-    """A monthly status is evaluated once per key of its grain: another grain's monthly
-    status has no single value there (docs/snapshots.md), so the loader refuses it."""
+def test_monthly_status_of_another_grain_is_refused(grain: str | None, target: str) -> None:
+    """A monthly status is evaluated once per key of its grain: a monthly status pinned to
+    another grain has no single value there (docs/snapshots.md), so the loader refuses it."""
     company_big = status(
         "company", {"field_compare": {"field": "期末资产规模", "op": "ge", "value": 600}}
     )
+    reader = {"description": "d", "rule": {"status": target}} | ({"grain": grain} if grain else {})
     with pytest.raises(
-        RulesInvalid, match=f"may read only monthly statuses of its own grain; '{target}'"
+        RulesInvalid,
+        match=f"may read only monthly statuses of its own grain or without one; '{target}'",
     ):
-        with_statuses({"company_big": company_big, "reader": status(grain, {"status": target})})
+        with_statuses({"company_big": company_big, "reader": reader})
+
+
+def test_a_status_without_grain_is_read_at_the_readers_grain() -> None:
+    """is_churned has no grain: a company-grain status reading it evaluates it per company."""
+    ruleset = with_statuses({"company_churned": status("company", {"status": "is_churned"})})
+    scope = monthly_scope(ruleset, MARCH)
+    rule = ruleset.statuses["company_churned"].rule
+    assert compile_rule(rule, scope, "company") == compile_rule(
+        ruleset.statuses["is_churned"].rule, scope, "company"
+    )
+    assert "m_company." in compile_rule(rule, scope, "company")
 
 
 def test_monthly_status_may_read_annual_statuses_of_any_grain() -> None:
@@ -1330,10 +1365,14 @@ def compiled_text(ruleset: RuleSet) -> str:
     out += [compile_rule(case.when, contract, "plan") for case in ruleset.contract.status.cases]
     out.append(repr(facts))
     annual = AnnualScope(ruleset, keys)
-    out += [compile_rule(s.rule, annual, s.grain) for s in ruleset.annual_statuses.values()]
+    out += [compile_rule(s.rule, annual, s.decided_grain) for s in ruleset.annual_statuses.values()]
     out += [repr(scope) for scope in annual.grains.values()]
     monthly = monthly_scope(ruleset, MARCH)
-    out += [compile_rule(s.rule, monthly, s.grain) for s in ruleset.monthly_statuses.values()]
+    out += [
+        compile_rule(s.rule, monthly, grain)
+        for s in ruleset.monthly_statuses.values()
+        for grain in ([s.grain] if s.grain else ["plan", "product_line"])
+    ]
     out += [repr(scope) for scope in monthly.facts.values()]
     return "\n".join(out)
 

@@ -32,7 +32,7 @@ from cmdm_admin.revision import py_literal, read_revision_file
 
 runner = CliRunner()
 
-BASE_HEAD = "0006_contract_key"
+BASE_HEAD = "0008_annual_status"
 REVISION_NAME = re.compile(r"^(\d{4})_rules_([0-9a-f]{12})\.py$")
 SNAPSHOT_TABLES = (
     "customer.fct_customer_business_monthly_status",
@@ -63,9 +63,13 @@ class Workspace:
         shutil.copytree(project_dir() / "migrations", self.migrations, ignore=ignore)
         shutil.copytree(project_dir() / "rules", self.rules)
         shutil.copytree(project_dir() / "sql", self.sql)
-        # Only the hand-written schema revisions: a rules revision is what the tests make.
+        # The hand-written schema revisions, and the rules revisions they build on; a rules
+        # revision after the last schema revision is what the tests make.
+        schema = [p.name for p in self.versions.glob("[0-9]*.py") if "_rules_" not in p.name]
+        last = max(schema)[:4]
         for path in self.versions.glob("*_rules_*.py"):
-            path.unlink()
+            if path.name[:4] > last:
+                path.unlink()
 
     def target(self, rules: Path | None = None, sql: Path | None = None) -> deploy.Target:
         return deploy.prepare(
@@ -197,20 +201,27 @@ def test_deploy_redeploy_check_hand_edit_and_rollback(ws: Workspace) -> None:
     assert result.revision is not None and result.path is not None
     match = REVISION_NAME.match(result.path.name)
     assert match, result.path.name
-    assert match.group(1) == "0007" and result.revision == result.path.stem
+    assert match.group(1) == "0009" and result.revision == result.path.stem
     sha = result.plan.sha256
     assert match.group(2) == sha[:12]
     assert ws.files() == sorted([*files_before, result.path.name])
 
     after = state(ws.url)
     assert after["version"] == result.revision
-    [(revision, down, deployed_sha, functions, defs)] = after["deployments"]
+    # the base schema builds on one rules revision (0007); this deploy is the newest
+    assert len(after["deployments"]) == 2
+    (revision, down, deployed_sha, functions, defs) = after["deployments"][-1]
     assert (revision, down, deployed_sha) == (result.revision, BASE_HEAD, sha)
     assert set(functions) == set(defs) and "customer.sync_contract_status(date)" in functions
     owners = {name: owner for name, _, _, owner in after["routines"]}
     for identity in functions:
         kind = "procedure" if identity.startswith("customer.run_post_etl_hooks(") else "function"
-        assert (kind, identity, result.revision) in after["managed"]
+        # created by this revision, or by the rules revision the base schema builds on
+        # (CREATE OR REPLACE keeps the object's first creator)
+        assert {
+            (kind, identity, result.revision),
+            (kind, identity, "0007_rules_35d0d39506b2"),
+        } & set(after["managed"])
         assert owners[identity.replace(", ", ",")] == "cmdm_owner"  # regprocedure text
     # the status columns the base schema lacked were added
     for table in SNAPSHOT_TABLES:
@@ -220,7 +231,9 @@ def test_deploy_redeploy_check_hand_edit_and_rollback(ws: Workspace) -> None:
     revision_file = read_revision_file(result.path)
     assert revision_file.payload_matches()
     assert revision_file.constants["RULES_SHA256"] == sha
-    assert revision_file.constants["PREVIOUS_OBJECTS"] == []
+    # downgrade restores the objects of the rules revision the base schema builds on
+    previous = read_revision_file(ws.versions / "0007_rules_35d0d39506b2.py")
+    assert revision_file.constants["PREVIOUS_OBJECTS"] == previous.constants["OBJECTS"]
     assert [o["identity"] for o in revision_file.objects] == list(functions)
 
     # Unchanged rules: nothing to deploy, no file written.
@@ -246,7 +259,9 @@ def test_deploy_redeploy_check_hand_edit_and_rollback(ws: Workspace) -> None:
     # Rolling the deploy back restores the database as it was before it.
     ws.downgrade("-1")
     assert state(ws.url) == before
-    assert "customer.sync_contract_status(date)" not in routine_names(ws.url)
+    # the functions this deploy added are gone; those of the revision before it are back
+    assert "customer.check_contract_history(date,date)" not in routine_names(ws.url)
+    assert "customer.sync_contract_status(date)" in routine_names(ws.url)
 
 
 def test_a_new_status_alone_deploys_its_column(ws: Workspace) -> None:
@@ -256,7 +271,7 @@ def test_a_new_status_alone_deploys_its_column(ws: Workspace) -> None:
     add_is_big(rules)
     assert not deploy.check(ws.target(rules)).in_sync
     second = ws.deploy(rules)
-    assert second.revision is not None and second.revision.startswith("0008_rules_")
+    assert second.revision is not None and second.revision.startswith("0010_rules_")
     assert second.columns_added == {table: ["is_big"] for table in SNAPSHOT_TABLES}
     for table in SNAPSHOT_TABLES:
         assert "is_big" in columns_of(ws.url, table)
@@ -282,13 +297,20 @@ def test_second_deploy_adds_a_status_column_and_downgrade_restores_the_first(
     plan = deploy.make_plan(ws.target(rules))
     assert plan.columns_to_add == {table: ["is_big"] for table in SNAPSHOT_TABLES}
     assert plan.deployed_revision == first.revision
+    # the threshold is read where the annual statuses are decided, checked and taken over
+    # no facts; the new status is computed, written and checked with the snapshot
     assert [o.identity for o in plan.by_change("changed")] == [
+        "customer.check_contract_history(date, date)",
+        "customer.check_monthly_snapshot(date)",
+        "customer.compute_annual_statuses(integer[])",
+        "customer.compute_monthly_snapshot(date)",
+        "customer.decide_annual_statuses(integer[])",
         "customer.refresh_monthly_snapshot(date)",
         "customer.sync_contract_status(date)",
     ]
 
     second = ws.deploy(rules)
-    assert second.revision is not None and second.revision.startswith("0008_rules_")
+    assert second.revision is not None and second.revision.startswith("0010_rules_")
     assert second.plan.sha256 != first.plan.sha256
     for table in SNAPSHOT_TABLES:
         assert "is_big" in columns_of(ws.url, table)
@@ -338,7 +360,7 @@ def test_plan_shows_changed_functions_diff_and_columns_no_longer_in_rules(
     assert changed.diff.startswith("--- deployed/sql/functions/customer.sync_contract_status")
     assert plan.columns_not_in_rules == {t: ["is_churned"] for t in SNAPSHOT_TABLES}
     assert plan.columns_to_add == {}
-    assert plan.revision and plan.revision.startswith("0008_rules_")
+    assert plan.revision and plan.revision.startswith("0010_rules_")
 
     files = ws.files()
     shown = runner.invoke(
@@ -486,6 +508,8 @@ def test_pending_revisions_are_refused(tmp_path: Path, database_url: str) -> Non
             "0004_snapshot_writes.py",
             "0005_post_etl_hooks.py",
             "0006_contract_key.py",
+            "0007_rules_35d0d39506b2.py",
+            "0008_annual_status.py",
         ]
     )
 
@@ -551,6 +575,9 @@ def test_cli_says_how_to_fill_a_new_status_column_in_stored_months(ws: Workspace
 
 
 def test_cli_check_on_a_database_without_rules(ws: Workspace) -> None:
+    ws.downgrade("0006_contract_key")  # before the first rules revision, and without it
+    for path in ws.versions.glob("000[78]_*.py"):
+        path.unlink()
     result = ws.cli("--check")
     assert result.exit_code == 1
     assert "no rules are deployed" in result.output

@@ -88,13 +88,14 @@ def run(url: str, company: str, month: date, plan: str | None = None) -> Explana
         return explain(conn, company, month, plan)
 
 
-def status(result: Explanation, line: str, name: str) -> StatusExplanation:
+def status(result: Explanation, line: str, name: str, plan: str | None = None) -> StatusExplanation:
+    """The status as shown on the business row (or, with `plan`, on that plan's row)."""
     (found,) = [
         s
         for p in result.product_lines
         if p.product_line_code == line
         for s in p.statuses
-        if s.status == name
+        if s.status == name and s.key.get("plan_code") == plan
     ]
     return found
 
@@ -153,8 +154,13 @@ def test_march_node_values_by_hand(scenario: str) -> None:
     # the November award does not count in March; the March loss does
     assert status(c1, "PL202", "is_winning_this_year").value is False
     assert status(c1, "PL202", "is_churned_this_year").value is True
-    # P3 is new, but PL201 was seen before: no new arrival for the pair
+    # P3 is new, but PL201 was seen before: no new arrival for the pair, one for the plan
     assert status(c1, "PL201", "is_new_arrival").value is False
+    assert status(c1, "PL201", "is_new_arrival", plan="P3").value is True
+    assert status(c1, "PL201", "is_new_arrival", plan="P3").stored is True
+    # P2 stopped in March while P1 goes on: the plan row is churned, the pair is not
+    assert status(c1, "PL202", "is_churned", plan="P2").value is True
+    assert status(c1, "PL201", "is_churned", plan="P1").value is False
     # annual statuses: stored value, the tree without per-node values
     existing = status(c1, "PL202", "is_existing")
     assert existing.annual and existing.value is True and nodes(existing) == {"rule": None}

@@ -584,12 +584,22 @@ def test_rebuild_dry_run_writes_nothing(url: str) -> None:
         assert text in human, text
     assert dump(url, tables) == before
 
-    # a range sees only its months: February's corruption is before March
+    # a range is widened to whole years (annual statuses are decided per year): a rebuild of
+    # March..April also repairs February's corruption, and says so
     later = ok_json(url, "rebuild", "--from", "2024-03", "--to", "2024-04", "--dry-run")
+    assert (later["requested"], later["from"], later["to"]) == (
+        ["2024-03", "2024-04"],
+        "2024-01",
+        "2024-04",
+    )
     assert [(d["inserted"], d["updated"], d["deleted"]) for d in later["snapshots"]] == [
-        (0, 0, 0),
+        (0, 1, 0),
         (1, 0, 0),
     ]
+    assert [y["year"] for y in later["years"]] == [2024]
+    human = ok(url, "rebuild", "--from", "2024-03", "--to", "2024-04", "--dry-run")
+    assert "asked for 2024-03..2024-04, widened to whole years" in human
+    assert "annual statuses of 2024: decided again from 2024-01" in human
     sample = ok_json(
         url, "rebuild", "--from", "2024-01", "--to", "2024-04", "--dry-run", "--sample", "0"
     )
