@@ -1324,6 +1324,10 @@ def rebuild_command(
     changed: contract versions added and removed, snapshot rows inserted, updated and
     deleted, and a sample of changed rows (before -> after).
 
+    Annual statuses are decided per year, so the range is widened to whole years (through
+    the last loaded month), and every year of it is decided again first: a rule change
+    reaches every year the rebuild touches.
+
     Loads wait while it runs (the input tables are locked against writes).
 
     Example: cmdm rebuild --from 2024-01 --to 2026-01 --dry-run
@@ -1331,12 +1335,14 @@ def rebuild_command(
     from cmdm_admin.backfill import months_between
     from cmdm_admin.db import connect, resolve_database_url
     from cmdm_admin.periods import label, parse_period
-    from cmdm_admin.rebuild import rebuild
+    from cmdm_admin.rebuild import rebuild, rebuild_range
 
     first, last = parse_period(from_), parse_period(to)
-    months = len(months_between(first, last))
+    months_between(first, last)  # a reversed range is refused before anything else
     url = resolve_database_url(database_url)
     with connect(url) as conn, _progress(as_json) as progress:
+        months = len(months_between(*rebuild_range(conn, first, last)))
+        conn.rollback()
         task = progress.add_task("rebuild", total=months)
 
         def advance(month_run: Any) -> None:
@@ -1362,6 +1368,22 @@ def _print_rebuild(result: Any) -> None:
     )
     runs = sum(len(m.runs) for m in result.ran)
     console.print(f"rebuild {span} under {rules}: {len(result.months)} months, {runs} step runs")
+    asked = result.requested
+    if asked and (asked[0], asked[-1]) != (result.months[0], result.months[-1]):
+        console.print(
+            f"  [dim]asked for {label(asked[0])}..{label(asked[-1])}, widened to whole years: "
+            "annual statuses are decided per year[/]"
+        )
+    for year in result.years:
+        changed = (
+            f"statuses changed, {year['versions_reflagged']} versions re-flagged"
+            if year["statuses_changed"]
+            else "statuses unchanged"
+        )
+        console.print(
+            f"  annual statuses of {year['year']}: decided again from "
+            f"{label(year['reference_month'])} ({changed})"
+        )
     for diff in result.diffs:
         counts = ", ".join(f"{v} {k}" for k, v in diff.counts.items())
         console.print(f"  {diff.table}: {counts}")
@@ -1386,6 +1408,87 @@ def _print_rebuild(result: Any) -> None:
         console.print(f"[yellow]dry run[/]: {changed}; rolled back, nothing was written")
     else:
         console.print(f"[green]committed[/]: {changed}")
+
+
+@app.command("check")
+def check_command(
+    from_: Annotated[
+        str | None,
+        typer.Option("--from", help="First month (default: the first loaded month)."),
+    ] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="Last month, included (default: the last loaded).")
+    ] = None,
+    sample: Annotated[int, typer.Option("--sample", help="Differences shown per table.")] = 10,
+    database_url: DatabaseUrl = None,
+    as_json: JsonOutput = False,
+) -> None:
+    """Are the stored tables still right? Recompute the annual decisions, the contract
+    history and both snapshots of a range from the facts alone, into temporary tables, and
+    compare them with the stored rows, both ways; print the differences per table and a
+    sample. Exit code 1 on any difference.
+
+    Writes nothing (one REPEATABLE READ transaction, rolled back) and takes no lock that
+    blocks a load; costs about one recomputation of the range.
+
+    Example: cmdm check --from 2025-01 --to 2025-12
+    """
+    from cmdm_admin.check import check, loaded_range
+    from cmdm_admin.db import connect, resolve_database_url
+    from cmdm_admin.periods import parse_period
+
+    url = resolve_database_url(database_url)
+    with connect(url) as conn:
+        span = loaded_range(conn)
+        conn.rollback()
+        if span is None and (from_ is None or to is None):
+            raise CmdmError("nothing to check: no month is loaded", hint="load facts first")
+        first = parse_period(from_) if from_ else span[0]
+        last = parse_period(to) if to else span[1]
+        with _progress(as_json) as progress:
+            task = progress.add_task("check", total=None)
+
+            def advance(step: str) -> None:
+                progress.update(task, advance=1, description=f"checked {step}")
+
+            result = check(conn, first, last, sample=sample, on_step=advance)
+    if as_json:
+        emit_json(result.as_dict())
+    else:
+        _print_check(result)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _print_check(result: Any) -> None:
+    from cmdm_admin.periods import label
+
+    months = len(result.months)
+    console.print(
+        f"checked {label(result.first)}..{label(result.last)}: {months} loaded "
+        f"month{'s' * (months != 1)}, annual decisions of {', '.join(map(str, result.years))}"
+    )
+    for table, counts in sorted(result.counts.items()):
+        text = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+        console.print(f"  [red]{escape(table)}[/]: {text}")
+    for d in result.sample:
+        key = "/".join(str(v) for v in d.key.values())
+        if d.kind == "different":
+            changed = [c for c in d.expected if d.stored.get(c) != d.expected[c]]
+            what = "; ".join(
+                f"{c}: stored {d.stored.get(c)}, expected {d.expected[c]}" for c in changed
+            )
+        else:
+            row = d.expected if d.expected is not None else d.stored
+            what = ", ".join(f"{c}={v}" for c, v in row.items() if c not in d.key)
+        console.print(f"  {d.kind:<10} {escape(d.table)} {escape(key)}: {escape(what)}")
+    if result.ok:
+        console.print("[green]no differences[/]: the stored tables are what the facts give")
+    else:
+        console.print(
+            f"[red]{result.differences} difference{'s' * (result.differences != 1)}[/]; "
+            "`cmdm rebuild --from M --to N` recomputes the range"
+        )
 
 
 @hooks_app.command("list")
