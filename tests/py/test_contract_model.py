@@ -1,5 +1,5 @@
-"""The pure-Python model of the contract history (tests/py/model.py) on hand-made examples
-whose versions are written out by hand from DESIGN §4. No database."""
+"""The oracle's contract history (tests/py/oracle.py, through model.history()) on hand-made
+examples whose versions are written out by hand from DESIGN §4. No database."""
 
 from __future__ import annotations
 
@@ -15,9 +15,7 @@ from model import (
     Version,
     history,
     loaded_months,
-    reference_month,
     rejects,
-    sql_rank_desc_nulls_last,
 )
 
 COMPANIES = {f"C{i}" for i in range(1, 9)}
@@ -195,7 +193,7 @@ def test_strategic_by_top_n_of_the_branch_with_ties() -> None:
         fact("2024-01-01", "C3", "P1", "PL201", 150, portfolio="F1"),
         fact("2024-01-01", "C3", "P1", "PL201", 50, portfolio="F2"),
         fact("2024-01-01", "C4", "P1", "PL201", 100),
-        # NULL branch is one group: C5 10, C6 5, C7 1: ranks 1, 2, 3
+        # a NULL branch is no branch (oracle reading R10): C5, C6, C7 rank nowhere
         fact("2024-01-01", "C5", "P1", "PL201", 10, branch=None),
         fact("2024-01-01", "C6", "P1", "PL201", 5, branch=None),
         fact("2024-01-01", "C7", "P1", "PL201", 1, branch=None),
@@ -205,8 +203,8 @@ def test_strategic_by_top_n_of_the_branch_with_ties() -> None:
         "C2": True,
         "C3": True,
         "C4": False,
-        "C5": True,
-        "C6": True,
+        "C5": False,
+        "C6": False,
         "C7": False,
     }
     assert history(facts, COMPANIES, top2) == [
@@ -217,11 +215,6 @@ def test_strategic_by_top_n_of_the_branch_with_ties() -> None:
     got = {(x.company_id, x.plan_code): x.is_strategic for x in history(facts, COMPANIES, top2)}
     assert got[("C4", "P1")] is True and got[("C4", "P9")] is True
     assert got[("C7", "P1")] is False
-
-
-def test_rank_has_sql_semantics() -> None:
-    ranks = sql_rank_desc_nulls_last({"a": 5, "b": None, "c": 5, "d": None, "e": 7})
-    assert ranks == {"e": 1, "a": 2, "c": 2, "b": 4, "d": 4}
 
 
 def test_is_existing_is_per_company_and_product_line_at_the_reference_month() -> None:
@@ -239,22 +232,6 @@ def test_is_existing_is_per_company_and_product_line_at_the_reference_month() ->
         v("C1/P1/PL202", "2024-01-31", E, S, 2024, False, False),
         v("C1/P2/PL201", "2024-02-29", E, S, 2024, False, True),
         v("C1/P2/PL203", "2024-02-29", E, N, 2024, False, False),
-    ]
-
-
-def test_reference_month_without_an_earlier_year() -> None:
-    loaded = [d("2024-03-31"), d("2024-05-31"), d("2025-02-28")]
-    assert reference_month(loaded, 2024) == d("2024-03-31")
-    assert reference_month(loaded, 2025) == d("2024-05-31")
-    facts = [
-        fact("2024-03-01", "C1", "P1", "PL201", 0),
-        fact("2024-05-01", "C1", "P1", "PL201", 900_000_000),
-        fact("2025-02-01", "C1", "P1", "PL201", 0),
-    ]
-    assert history(facts, COMPANIES, NO_TOP) == [
-        v("C1/P1/PL201", "2024-03-31", "2024-05-31", S, 2024, False, False),
-        v("C1/P1/PL201", "2024-05-31", "2025-02-28", N, 2024, False, False),
-        v("C1/P1/PL201", "2025-02-28", E, S, 2025, True, True),
     ]
 
 

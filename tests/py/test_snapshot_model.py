@@ -1,6 +1,6 @@
-"""The pure-Python model of the monthly snapshots (tests/py/model.py, snapshots()) on
-hand-made examples whose rows are written out by hand from docs/snapshots.md and the default
-statuses of rules/statuses.yml. No database."""
+"""The oracle's monthly snapshots (tests/py/oracle.py, through model.snapshots()) on
+hand-made examples whose rows are written out by hand from docs/snapshots.md, DESIGN §4 and
+the default statuses of rules/statuses.yml. No database."""
 
 from __future__ import annotations
 
@@ -14,8 +14,6 @@ from model import (
     PlanRow,
     Rules,
     event_dependent_months,
-    exists_in_year,
-    numeric_20_2,
     snapshots,
 )
 
@@ -111,14 +109,6 @@ def test_population_sums_plan_count_and_rejects() -> None:
     ]
 
 
-def test_numeric_20_2_rounds_half_away_from_zero() -> None:
-    assert numeric_20_2(Decimal("1.005")) == Decimal("1.01")
-    assert numeric_20_2(Decimal("-1.005")) == Decimal("-1.01")
-    assert numeric_20_2(Decimal("2.004")) == Decimal("2.00")
-    assert numeric_20_2(None) == Decimal("0.00")
-    assert str(numeric_20_2(3)) == "3.00"
-
-
 def gaps() -> list[Fact]:
     """C1/P1/PL201 is absent from February; March holds only a rejected row; April is not
     loaded; C2/P1/PL202 appears in February only."""
@@ -150,7 +140,8 @@ def test_suspend_keeps_absent_keys_in_the_population() -> None:
     ]
     feb = [r for r in plans if r.snapshot_month == d("2024-02-29")]
     assert feb == [
-        p("2024-02-29", "C1/P1/PL201", "0", "existing"),  # the pair's is_churned: false
+        # P1 disappeared while its pair goes on: churned on its own row (DESIGN §4)
+        p("2024-02-29", "C1/P1/PL201", "0", "existing", "churned"),
         p("2024-02-29", "C1/P2/PL201", "20", "existing"),
         p("2024-02-29", "C2/P1/PL202", "7", "arrival"),
     ]
@@ -222,18 +213,6 @@ def test_events_count_in_the_calendar_year_up_to_the_month_end() -> None:
     ]
 
 
-def test_exists_in_year_bounds() -> None:
-    pair = ("C1", "PL201")
-    march = d("2024-03-10")  # any day names the month
-    assert exists_in_year([ev("C1", "PL201", "2024-01-01")], pair, march)
-    assert exists_in_year([ev("C1", "PL201", "2024-03-31", plan=None)], pair, march)
-    assert not exists_in_year([ev("C1", "PL201", "2024-04-01")], pair, march)
-    assert not exists_in_year([ev("C1", "PL201", "2023-12-31")], pair, march)
-    assert not exists_in_year([ev("C1", "PL201", None)], pair, march)
-    assert not exists_in_year([ev("C1", "PL202", "2024-02-01")], pair, march)
-    assert not exists_in_year([ev(None, "PL201", "2024-02-01")], pair, march)
-
-
 def test_strategic_and_existing_on_both_tables() -> None:
     top1 = Rules(strategic_threshold=600, whitelist_top_n=1)
     facts = [
@@ -271,10 +250,11 @@ def test_negative_month_aum_churns() -> None:
         fact("2024-01-01", "C1", "P2", "PL201", 1),
     ]
     business, plans = snapshots(facts, COMPANIES, rules=NO_TOP)
-    # the pair's SUM is -1 <= 0: churned; -2 + 1 on the plans
+    # the pair's SUM is -1 <= 0: churned; -2 + 1 on the plans: each row speaks for its own
+    # key (DESIGN §4), so P1 (-2) is churned and P2 (1) is not
     assert business == [b("2024-01-31", "C1/PL201", "-1", 2, "arrival", "churned")]
     assert [r.aum_balance for r in plans] == [Decimal("-2.00"), Decimal("1.00")]
-    assert all(r.is_churned for r in plans)
+    assert [r.is_churned for r in plans] == [True, False]
 
 
 def test_an_old_month_is_evaluated_as_of_itself() -> None:

@@ -79,7 +79,9 @@ ROW_KEYS = {
 RESET_SQL = """
 TRUNCATE business."规模明细", customer.customer_plan_contract, cmdm.rejected_fact,
          customer.fct_customer_business_monthly_status, customer.fct_customer_plan_monthly_status,
-         customer."当年中标", customer."当年流失"
+         customer."当年中标", customer."当年流失", customer.annual_reference,
+         customer.annual_company_status, customer.annual_product_line_status,
+         customer.annual_plan_status
 """
 
 

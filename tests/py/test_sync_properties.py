@@ -81,7 +81,8 @@ VALUES (%s, NULL, %s, %s, %s, %s, %s, NULL, NULL, %s, NULL)
 DELETE_SQL = """DELETE FROM business."规模明细" WHERE "月度" >= %s AND "月度" < %s"""
 RESET_SQL = """
 TRUNCATE business."规模明细", customer.customer_plan_contract, customer.contract_key,
-         cmdm.rejected_fact
+         cmdm.rejected_fact, customer.annual_reference, customer.annual_company_status,
+         customer.annual_product_line_status, customer.annual_plan_status
 """
 # Keys registered without a version left (the foreign key holds the other direction).
 ORPHAN_KEYS_SQL = """
