@@ -135,7 +135,9 @@ def check(
             def record(table: str, kind: str, key: dict, stored: Any, expected: Any) -> None:
                 result.counts.setdefault(table, Counter())[kind] += 1
                 if sum(1 for d in result.sample if d.table == table) < sample:
-                    result.sample.append(Difference(table, kind, key, stored, expected))
+                    result.sample.append(
+                        Difference(table, kind, _ordered(key), _ordered(stored), _ordered(expected))
+                    )
 
             for r in cur.execute(
                 "SELECT * FROM customer.check_annual_statuses(%s)", (years,)
@@ -170,6 +172,28 @@ def check(
     finally:
         conn.isolation_level = None
     return result
+
+
+#: Columns in the order a person reads a row (jsonb orders keys by length).
+_ORDER = (
+    "snapshot_month",
+    "status_year",
+    "company_id",
+    "plan_code",
+    "product_line_code",
+    "product_line_name",
+    "valid_from",
+    "valid_to",
+    "reference_month",
+    "contract_status",
+)
+
+
+def _ordered(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    first = [c for c in _ORDER if c in row]
+    return {c: row[c] for c in first + sorted(c for c in row if c not in _ORDER)}
 
 
 def _key_of(row: dict[str, Any]) -> dict[str, Any]:

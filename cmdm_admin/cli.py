@@ -1433,9 +1433,10 @@ def check_command(
 
     Example: cmdm check --from 2025-01 --to 2025-12
     """
+    from cmdm_admin.backfill import months_between
     from cmdm_admin.check import check, loaded_range
     from cmdm_admin.db import connect, resolve_database_url
-    from cmdm_admin.periods import parse_period
+    from cmdm_admin.periods import month_end, parse_period
 
     url = resolve_database_url(database_url)
     with connect(url) as conn:
@@ -1445,8 +1446,14 @@ def check_command(
             raise CmdmError("nothing to check: no month is loaded", hint="load facts first")
         first = parse_period(from_) if from_ else span[0]
         last = parse_period(to) if to else span[1]
+        months_between(first, last)  # a reversed range is refused before anything else
+        (loaded,) = conn.execute(
+            "SELECT count(*) FROM customer.loaded_months(%s, %s)", (first, month_end(last))
+        ).fetchone()
+        conn.rollback()
         with _progress(as_json) as progress:
-            task = progress.add_task("check", total=None)
+            # one step for the decisions and the history, one per loaded month's snapshots
+            task = progress.add_task("check", total=1 + loaded)
 
             def advance(step: str) -> None:
                 progress.update(task, advance=1, description=f"checked {step}")
