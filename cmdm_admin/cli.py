@@ -947,8 +947,8 @@ def _print_explanation(result: Any) -> None:
                 conditions.append(f"{indent}{_mark(node.value)} {escape(node.label)}{detail}")
             if s.annual:
                 conditions.append(
-                    f"[dim]annual: decided at the reference month {result.reference_month}; "
-                    "value of the covering versions[/]"
+                    f"[dim]annual: decided at the reference month {result.reference_month} "
+                    "(customer.annual_reference); the value is the stored decision[/]"
                 )
             grain = f"\n[dim]{s.grain}{', annual' if s.annual else ''}[/]"
             table.add_row(

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from cmdm_admin.check import check
 from cmdm_admin.cli import app
+from cmdm_admin.rebuild import rebuild
 
 runner = CliRunner()
 MONTHS = [date(2024, 11, 1), date(2024, 12, 1), date(2025, 1, 1), date(2025, 2, 1)]
@@ -196,3 +197,20 @@ def test_bad_input_is_one_line(loaded: str, rules_url: str) -> None:
 def test_nothing_loaded_is_said(rules_url: str) -> None:
     result = runner.invoke(app, ["check", "--database-url", rules_url])
     assert result.exit_code == 1 and "nothing to check: no month is loaded" in result.output
+
+
+def test_undecided_years_are_reported_and_a_rebuild_decides_them(loaded: str) -> None:
+    """A database upgraded from before the decisions were data has versions and no
+    decisions: check names every year missing; the next load decides its own year; a
+    rebuild of the range decides the rest (the upgrade recipe in CHANGELOG.md)."""
+    execute(loaded, "DELETE FROM customer.annual_reference")
+    code, data = run_check(loaded)
+    assert code == 1
+    assert data["counts"]["customer.annual_reference"] == {"missing": 2}
+    load(loaded, date(2025, 3, 1), rows_of(date(2025, 3, 1)))
+    with psycopg.connect(loaded) as conn:
+        decided = [y for (y,) in conn.execute("SELECT status_year FROM customer.annual_reference")]
+    assert decided == [2025]
+    with psycopg.connect(loaded) as conn:
+        rebuild(conn, loaded, "annuity_performance", date(2024, 11, 1), date(2025, 3, 1))
+    assert run_check(loaded)[0] == 0
