@@ -812,6 +812,7 @@ def summary_command(
         (f"cmdm explain --company {example} --month {shown}", "why each flag is what it is"),
         (f"cmdm report --month {shown} --out report.html", "this, as an HTML page with charts"),
         ("cmdm status", "deployed rules, hook runs, failures"),
+        ("cmdm check", "are the stored tables what the facts give?"),
     ]
     width = max(len(command) for command, _ in pointers)
     console.print("\n[bold]Where to look next[/]")
