@@ -83,7 +83,7 @@ class StatusExplanation:
     key: dict[str, str]
     #: The value in the snapshot table (None: no stored row).
     stored: bool | None
-    #: The value evaluated now from the evidence (annual: the covering versions' bool_or).
+    #: The value evaluated now from the evidence (annual: the year's stored decision).
     value: bool | None
     nodes: list[Node]
 
@@ -663,8 +663,7 @@ def _evaluation_sql(
         selects.append(
             f"SELECT '{grain}'::text AS grain, {keys}, "
             + ", ".join(f"r.{flag}" for flag in _ROW_FLAGS)
-            + f", ARRAY[{', '.join(f'r.{a}' for a in annual)}]::boolean[] AS annual"
-            f", ARRAY[{', '.join(f'r.{n}::text' for n, _ in aggregates)}]::text[] AS aggregates"
+            + f", ARRAY[{', '.join(f'r.{n}::text' for n, _ in aggregates)}]::text[] AS aggregates"
             f", ARRAY[{', '.join(nodes.get(grain, []))}]::boolean[] AS nodes FROM g_{grain} r"
         )
     return "WITH " + ",\n".join(ctes) + "\n" + "\nUNION ALL\n".join(selects)
