@@ -5,7 +5,7 @@
 -- The behaviour of the invariants is in 031_contract_invariants.sql.
 BEGIN;
 SET LOCAL search_path = public, pg_catalog;
-SELECT plan(68);
+SELECT plan(60);
 
 SELECT has_table('customer', 'customer_plan_contract', 'table customer.customer_plan_contract exists');
 SELECT columns_are('customer', 'customer_plan_contract',
@@ -119,32 +119,19 @@ SELECT is(
     'CHECK ((valid_from < valid_to))',
     'ck_contract_valid_range is CHECK (valid_from < valid_to)');
 
--- indexes: the complete list, then each named one
+-- indexes: the complete list, then each named one (each kept for a query that uses it:
+-- docs/schema.md "Indexes", tests/py/test_indexes.py; 0010_lean_indexes dropped the rest)
 SELECT indexes_are('customer', 'customer_plan_contract',
     ARRAY['customer_plan_contract_pkey', 'uq_active_contract', 'ex_contract_no_overlap',
-          'idx_contract_plan', 'idx_contract_product_line',
-          'idx_contract_strategic', 'idx_contract_status_year', 'idx_active_contracts',
-          'idx_contract_valid_from_brin', 'idx_contract_validity', 'idx_contract_company_year'],
-    'customer_plan_contract has exactly its eleven indexes (two for the sync)');
-SELECT hasnt_index('customer', 'customer_plan_contract', 'idx_contract_company',
-    'no idx_contract_company: (company_id) is a prefix of idx_contract_company_year');
-SELECT has_index('customer', 'customer_plan_contract', 'idx_contract_plan', ARRAY['plan_code'],
-    'idx_contract_plan is on (plan_code)');
-SELECT has_index('customer', 'customer_plan_contract', 'idx_contract_product_line', ARRAY['product_line_code'],
-    'idx_contract_product_line is on (product_line_code)');
-SELECT has_index('customer', 'customer_plan_contract', 'idx_contract_strategic', ARRAY['is_strategic'],
-    'idx_contract_strategic is on (is_strategic)');
+          'idx_contract_status_year', 'idx_contract_validity'],
+    'customer_plan_contract has exactly its five indexes');
+SELECT indexes_are('customer', 'contract_key',
+    ARRAY['contract_key_pkey', 'uq_contract_key', 'uq_contract_key_identity'],
+    'contract_key has exactly its PK and its two unique keys');
+SELECT hasnt_index('customer', 'customer_plan_contract', 'idx_active_contracts',
+    'no idx_active_contracts: uq_active_contract (key, valid_to) holds one current version per key');
 SELECT has_index('customer', 'customer_plan_contract', 'idx_contract_status_year', ARRAY['status_year'],
     'idx_contract_status_year is on (status_year)');
-SELECT has_index('customer', 'customer_plan_contract', 'idx_active_contracts',
-    ARRAY['company_id', 'plan_code', 'product_line_code'],
-    'idx_active_contracts is on (company_id, plan_code, product_line_code)');
-SELECT has_index('customer', 'customer_plan_contract', 'idx_contract_valid_from_brin', ARRAY['valid_from'],
-    'idx_contract_valid_from_brin is on (valid_from)');
-SELECT index_is_unique('customer', 'customer_plan_contract', 'idx_active_contracts',
-    'idx_active_contracts is UNIQUE (one current version per key)');
-SELECT index_is_type('customer', 'customer_plan_contract', 'idx_contract_valid_from_brin', 'brin',
-    'idx_contract_valid_from_brin is a BRIN index');
 SELECT index_is_type('customer', 'customer_plan_contract', 'ex_contract_no_overlap', 'gist',
     'the exclusion constraint is backed by a GiST index');
 SELECT is(
@@ -153,39 +140,24 @@ SELECT is(
     'CREATE INDEX idx_contract_validity ON customer.customer_plan_contract USING gist '
         '(daterange(valid_from, valid_to, ''[]''::text))',
     'idx_contract_validity: GiST over the closed validity range (versions covering or ending at a month)');
-SELECT has_index('customer', 'customer_plan_contract', 'idx_contract_company_year',
-    ARRAY['company_id', 'status_year', 'product_line_code'],
-    'idx_contract_company_year is on (company_id, status_year, product_line_code)');
 SELECT set_eq(
     $$SELECT ci.relname::text FROM pg_catalog.pg_index x
         JOIN pg_catalog.pg_class ci ON ci.oid = x.indexrelid
        WHERE x.indrelid = 'customer.customer_plan_contract'::regclass AND x.indisunique$$,
-    ARRAY['customer_plan_contract_pkey', 'uq_active_contract', 'idx_active_contracts'],
-    'only the PK, uq_active_contract and idx_active_contracts are unique indexes');
+    ARRAY['customer_plan_contract_pkey', 'uq_active_contract'],
+    'only the PK and uq_active_contract are unique indexes');
 SELECT set_eq(
     $$SELECT ci.relname::text, am.amname::text FROM pg_catalog.pg_index x
         JOIN pg_catalog.pg_class ci ON ci.oid = x.indexrelid
         JOIN pg_catalog.pg_am am ON am.oid = ci.relam
        WHERE x.indrelid = 'customer.customer_plan_contract'::regclass AND am.amname <> 'btree'$$,
-    $$VALUES ('idx_contract_valid_from_brin', 'brin'), ('ex_contract_no_overlap', 'gist'),
-             ('idx_contract_validity', 'gist')$$,
+    $$VALUES ('ex_contract_no_overlap', 'gist'), ('idx_contract_validity', 'gist')$$,
     'every other index is a btree');
--- partial indexes: exactly two, with these predicates
-SELECT set_eq(
-    $$SELECT ci.relname::text, pg_catalog.pg_get_expr(x.indpred, x.indrelid)
-        FROM pg_catalog.pg_index x
+SELECT is_empty(
+    $$SELECT ci.relname FROM pg_catalog.pg_index x
         JOIN pg_catalog.pg_class ci ON ci.oid = x.indexrelid
        WHERE x.indrelid = 'customer.customer_plan_contract'::regclass AND x.indpred IS NOT NULL$$,
-    $$VALUES ('idx_contract_strategic', 'is_strategic'),
-             ('idx_active_contracts', '(valid_to = ''9999-12-31''::date)')$$,
-    'idx_contract_strategic (WHERE is_strategic) and idx_active_contracts '
-        '(WHERE valid_to = 9999-12-31) are the only partial indexes');
-SELECT is(
-    (SELECT pg_catalog.pg_get_indexdef(indexrelid) FROM pg_catalog.pg_index
-      WHERE indexrelid = 'customer.idx_active_contracts'::regclass),
-    'CREATE UNIQUE INDEX idx_active_contracts ON customer.customer_plan_contract USING btree '
-        '(company_id, plan_code, product_line_code) WHERE (valid_to = ''9999-12-31''::date)',
-    'idx_active_contracts: one row per key with valid_to = 9999-12-31');
+    'no partial index');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -1,7 +1,7 @@
 -- 031: the invariants customer.customer_plan_contract holds by itself (DESIGN §4):
 -- no overlapping versions per key (ex_contract_no_overlap, 23P01), adjacent versions and
--- other keys allowed, one row per (key, valid_to) (uq_active_contract) and one current
--- version per key (idx_active_contracts), month-end bounds, valid_from < valid_to,
+-- other keys allowed, one row per (key, valid_to) (uq_active_contract), hence one current
+-- version per key (valid_to = 9999-12-31), month-end bounds, valid_from < valid_to,
 -- status_year = year of valid_from (23514), both FKs (23503).
 BEGIN;
 SET LOCAL search_path = public, pg_catalog;
@@ -22,13 +22,13 @@ PREPARE add_contract(varchar, varchar, varchar, date, date, integer) AS
 
 -- ---------------------------------------------------------------- structure
 SELECT has_table('customer', 'customer_plan_contract', 'table customer.customer_plan_contract exists');
-SELECT index_is_unique('customer', 'customer_plan_contract', 'idx_active_contracts',
-    'idx_active_contracts is unique');
+SELECT index_is_unique('customer', 'customer_plan_contract', 'uq_active_contract',
+    'uq_active_contract is unique');
 SELECT is(
     (SELECT pg_catalog.pg_get_expr(indpred, indrelid) FROM pg_catalog.pg_index
-      WHERE indexrelid = 'customer.idx_active_contracts'::regclass),
-    '(valid_to = ''9999-12-31''::date)',
-    'idx_active_contracts only covers current versions (valid_to = 9999-12-31)');
+      WHERE indexrelid = 'customer.uq_active_contract'::regclass),
+    NULL,
+    'uq_active_contract covers every version (not a partial index)');
 
 -- ---------------------------------------------------------------- history of one key
 SELECT lives_ok(
@@ -155,20 +155,19 @@ SELECT throws_ok(
     '23503', 'insert or update on table "customer_plan_contract" violates foreign key constraint "fk_contract_key"',
     'changing a version''s key columns without its key_id is rejected (fk_contract_key)');
 
--- One current version per key. With ex_contract_no_overlap and uq_active_contract in place a
--- second current version always trips one of those first, so drop both (inside this
--- transaction only) to reach idx_active_contracts. The ROLLBACK below restores them.
--- (IF EXISTS: should either be missing, the tests above report it and this one still runs.)
+-- One current version per key, by uq_active_contract alone: with ex_contract_no_overlap in
+-- place a second current version trips it first, so drop it (inside this transaction only)
+-- to reach uq_active_contract. The ROLLBACK below restores it.
+-- (IF EXISTS: should it be missing, the tests above report it and this one still runs.)
 ALTER TABLE customer.customer_plan_contract
-    DROP CONSTRAINT IF EXISTS ex_contract_no_overlap,
-    DROP CONSTRAINT IF EXISTS uq_active_contract;
+    DROP CONSTRAINT IF EXISTS ex_contract_no_overlap;
 SELECT throws_ok(
     $$EXECUTE add_contract('PGTAP_C1', 'PGTAP_P1', 'PL201', '2025-06-30', '9999-12-31', 2025)$$,
-    '23505', 'duplicate key value violates unique constraint "idx_active_contracts"',
-    'a second current version (valid_to 9999-12-31) of a key is rejected by idx_active_contracts');
+    '23505', 'duplicate key value violates unique constraint "uq_active_contract"',
+    'a second current version (valid_to 9999-12-31) of a key is rejected by uq_active_contract');
 SELECT lives_ok(
     $$EXECUTE add_contract('PGTAP_C1', 'PGTAP_P1', 'PL201', '2025-06-30', '2025-09-30', 2025)$$,
-    'idx_active_contracts does not constrain closed versions (partial index)');
+    'uq_active_contract only refuses a second version of a key ending on the same date');
 
 DEALLOCATE add_contract;
 SELECT * FROM finish();
