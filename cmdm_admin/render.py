@@ -62,6 +62,7 @@ SYNC_RESULT_COLUMNS = (
     ("rejected_unknown_company", "bigint"),
     ("changed_until", "date"),
     ("snapshot_months", "date[]"),
+    ("ms", "jsonb"),  # milliseconds per step, for the hook log
 )
 
 #: The row customer.refresh_monthly_snapshot returns.
@@ -75,6 +76,7 @@ SNAPSHOT_RESULT_COLUMNS = (
     ("plan_inserted", "bigint"),
     ("plan_updated", "bigint"),
     ("plan_deleted", "bigint"),
+    ("ms", "jsonb"),  # milliseconds per step, for the hook log
 )
 
 #: The grain of a row of each snapshot table: where a status without `grain:` is evaluated.

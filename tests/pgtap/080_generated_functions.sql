@@ -37,8 +37,8 @@ SELECT is(
         'versions_opened bigint, versions_closed bigint, versions_removed bigint, '
         'versions_reflagged bigint, rejected_null_key bigint, '
         'rejected_unknown_product_line bigint, rejected_unknown_company bigint, '
-        'changed_until date, snapshot_months date[])',
-    'customer.sync_contract_status(date) returns its thirteen result columns');
+        'changed_until date, snapshot_months date[], ms jsonb)',
+    'customer.sync_contract_status(date) returns its fourteen result columns');
 SELECT is(
     pg_catalog.pg_get_function_arguments('customer.sync_contract_status(date)'::regprocedure),
     'p_period date',
@@ -117,8 +117,8 @@ SELECT function_returns('customer', 'refresh_monthly_snapshot', ARRAY['date'], '
     'customer.refresh_monthly_snapshot(date) returns a set of rows');
 SELECT is(
     pg_catalog.pg_get_function_result('customer.refresh_monthly_snapshot(date)'::regprocedure),
-    'TABLE(snapshot_month date, business_rows bigint, business_inserted bigint, business_updated bigint, business_deleted bigint, plan_rows bigint, plan_inserted bigint, plan_updated bigint, plan_deleted bigint)',
-    'customer.refresh_monthly_snapshot(date) returns TABLE(snapshot_month date, business_rows bigint, business_inserted bigint, business_updated bigint, business_deleted bigint, plan_rows bigint, plan_inserted bigint, plan_updated bigint, plan_deleted bigint)');
+    'TABLE(snapshot_month date, business_rows bigint, business_inserted bigint, business_updated bigint, business_deleted bigint, plan_rows bigint, plan_inserted bigint, plan_updated bigint, plan_deleted bigint, ms jsonb)',
+    'customer.refresh_monthly_snapshot(date) returns TABLE(snapshot_month date, business_rows bigint, business_inserted bigint, business_updated bigint, business_deleted bigint, plan_rows bigint, plan_inserted bigint, plan_updated bigint, plan_deleted bigint, ms jsonb)');
 SELECT is(
     pg_catalog.pg_get_function_arguments('customer.refresh_monthly_snapshot(date)'::regprocedure),
     'p_month date',

@@ -35,6 +35,11 @@ CREATE TEMP TABLE refresh_log ON COMMIT DROP AS
 SELECT * FROM customer.refresh_monthly_snapshot('2190-01-01') WITH NO DATA;
 PREPARE refresh(date) AS
     INSERT INTO refresh_log SELECT * FROM customer.refresh_monthly_snapshot($1);
+-- the counts without the step timings (ms), which vary from run to run
+CREATE TEMP VIEW refresh_counts AS
+SELECT snapshot_month, business_rows, business_inserted, business_updated, business_deleted,
+       plan_rows, plan_inserted, plan_updated, plan_deleted
+  FROM refresh_log;
 -- refresh the union of the snapshot_months of the syncs in sync_log
 PREPARE refresh_synced AS
     INSERT INTO refresh_log
@@ -120,7 +125,7 @@ EXECUTE fact('2195-03-01', 'TAP-C3', 'TAP-P3', 30);
 EXECUTE sync('2195-03-01');
 EXECUTE refresh('2195-03-01');
 SELECT results_eq(
-    $$SELECT * FROM refresh_log$$,
+    $$SELECT * FROM refresh_counts$$,
     $$VALUES ('2195-03-31'::date, 3::bigint, 3::bigint, 0::bigint, 0::bigint, 3::bigint, 3::bigint, 0::bigint, 0::bigint)$$,
     'first refresh of 2195-03: three rows per table, all inserted');
 -- March as of March: the award of 2195-02-10 is seen (C2 won, new: nothing is existing in
@@ -136,7 +141,7 @@ CREATE TEMP TABLE march_rows ON COMMIT DROP AS SELECT * FROM tap_rows;
 TRUNCATE refresh_log;
 EXECUTE refresh('2195-03-31');
 SELECT results_eq(
-    $$SELECT * FROM refresh_log$$,
+    $$SELECT * FROM refresh_counts$$,
     $$VALUES ('2195-03-31'::date, 3::bigint, 0::bigint, 0::bigint, 0::bigint, 3::bigint, 0::bigint, 0::bigint, 0::bigint)$$,
     'a second refresh returns zero inserted, updated, deleted');
 SELECT set_eq(
@@ -214,7 +219,7 @@ VALUES ('TAP-C1', 'TAP-PL1', 'TAP-P1', '2195-11-10');
 TRUNCATE refresh_log;
 EXECUTE refresh_events('2195-11-10');
 SELECT results_eq(
-    $$SELECT * FROM refresh_log ORDER BY 1$$,
+    $$SELECT * FROM refresh_counts ORDER BY 1$$,
     $$VALUES ('2195-11-30'::date, 5::bigint, 0::bigint, 1::bigint, 0::bigint, 5::bigint, 0::bigint, 1::bigint, 0::bigint),
              ('2195-12-31'::date, 5::bigint, 0::bigint, 1::bigint, 0::bigint, 5::bigint, 0::bigint, 1::bigint, 0::bigint)$$,
     'the November award updates C1''s rows of 2195-11 and 2195-12, nothing else');
@@ -227,7 +232,7 @@ SELECT is_empty($$SELECT * FROM check_changes$$,
 TRUNCATE refresh_log;
 EXECUTE refresh('2195-03-01');
 SELECT results_eq(
-    $$SELECT * FROM refresh_log$$,
+    $$SELECT * FROM refresh_counts$$,
     $$VALUES ('2195-03-31'::date, 3::bigint, 0::bigint, 0::bigint, 0::bigint, 3::bigint, 0::bigint, 0::bigint, 0::bigint)$$,
     'March refreshed again after later months and a November award: no change');
 SELECT set_eq(
@@ -248,7 +253,7 @@ SELECT results_eq(
 TRUNCATE refresh_log;
 EXECUTE refresh_synced;
 SELECT results_eq(
-    $$SELECT * FROM refresh_log ORDER BY 1$$,
+    $$SELECT * FROM refresh_counts ORDER BY 1$$,
     $$VALUES ('2195-05-31'::date, 4::bigint, 0::bigint, 1::bigint, 0::bigint, 4::bigint, 0::bigint, 1::bigint, 0::bigint),
              ('2195-11-30'::date, 5::bigint, 0::bigint, 0::bigint, 0::bigint, 5::bigint, 0::bigint, 0::bigint, 0::bigint)$$,
     'refreshing them: C2''s AUM updated in 2195-05, 2195-11 unchanged');
@@ -268,7 +273,7 @@ SELECT results_eq(
 TRUNCATE refresh_log;
 EXECUTE refresh_synced;
 SELECT results_eq(
-    $$SELECT * FROM refresh_log ORDER BY 1$$,
+    $$SELECT * FROM refresh_counts ORDER BY 1$$,
     $$VALUES ('2195-11-30'::date, 4::bigint, 0::bigint, 0::bigint, 1::bigint, 4::bigint, 0::bigint, 0::bigint, 1::bigint),
              ('2195-12-31'::date, 4::bigint, 0::bigint, 0::bigint, 1::bigint, 4::bigint, 0::bigint, 0::bigint, 1::bigint),
              ('2196-01-31'::date, 4::bigint, 0::bigint, 0::bigint, 1::bigint, 4::bigint, 0::bigint, 0::bigint, 1::bigint),
@@ -297,7 +302,7 @@ SELECT results_eq(
 TRUNCATE refresh_log;
 EXECUTE refresh_synced;
 SELECT results_eq(
-    $$SELECT * FROM refresh_log ORDER BY 1$$,
+    $$SELECT * FROM refresh_counts ORDER BY 1$$,
     $$VALUES ('2195-12-31'::date, 4::bigint, 0::bigint, 1::bigint, 0::bigint, 4::bigint, 0::bigint, 1::bigint, 0::bigint),
              ('2196-01-31'::date, 4::bigint, 0::bigint, 1::bigint, 0::bigint, 4::bigint, 0::bigint, 1::bigint, 0::bigint),
              ('2196-02-29'::date, 4::bigint, 0::bigint, 1::bigint, 0::bigint, 4::bigint, 0::bigint, 1::bigint, 0::bigint)$$,
@@ -325,7 +330,7 @@ SELECT ok(
 TRUNCATE refresh_log;
 EXECUTE refresh_synced;
 SELECT results_eq(
-    $$SELECT * FROM refresh_log WHERE snapshot_month IN ('2195-05-31', '2195-11-30') ORDER BY 1$$,
+    $$SELECT * FROM refresh_counts WHERE snapshot_month IN ('2195-05-31', '2195-11-30') ORDER BY 1$$,
     $$VALUES ('2195-05-31'::date, 0::bigint, 0::bigint, 0::bigint, 4::bigint, 0::bigint, 0::bigint, 0::bigint, 4::bigint),
              ('2195-11-30'::date, 4::bigint, 0::bigint, 1::bigint, 0::bigint, 4::bigint, 0::bigint, 1::bigint, 0::bigint)$$,
     'refreshing the deleted month deletes all its rows; 2195-11 updates C4 (its first appearance now)');
@@ -397,7 +402,7 @@ SELECT ok(
 TRUNCATE refresh_log;
 EXECUTE refresh_synced;
 SELECT results_eq(
-    $$SELECT * FROM refresh_log WHERE snapshot_month IN ('2195-12-31', '2196-01-31', '2196-02-29') ORDER BY 1$$,
+    $$SELECT * FROM refresh_counts WHERE snapshot_month IN ('2195-12-31', '2196-01-31', '2196-02-29') ORDER BY 1$$,
     $$VALUES ('2195-12-31'::date, 0::bigint, 0::bigint, 0::bigint, 4::bigint, 0::bigint, 0::bigint, 0::bigint, 4::bigint),
              ('2196-01-31'::date, 4::bigint, 0::bigint, 1::bigint, 0::bigint, 4::bigint, 0::bigint, 1::bigint, 0::bigint),
              ('2196-02-29'::date, 4::bigint, 0::bigint, 1::bigint, 0::bigint, 4::bigint, 0::bigint, 1::bigint, 0::bigint)$$,
@@ -464,7 +469,7 @@ TRUNCATE refresh_log;
 EXECUTE refresh('2195-07-15');
 EXECUTE refresh('2195-09-01');
 SELECT results_eq(
-    $$SELECT * FROM refresh_log ORDER BY 1$$,
+    $$SELECT * FROM refresh_counts ORDER BY 1$$,
     $$VALUES ('2195-07-31'::date, 0::bigint, 0::bigint, 0::bigint, 1::bigint, 0::bigint, 0::bigint, 0::bigint, 1::bigint),
              ('2195-09-30'::date, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint)$$,
     'a month without facts: its rows deleted, business_rows = plan_rows = 0; without rows either: all zeros');

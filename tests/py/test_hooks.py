@@ -43,7 +43,8 @@ INSERT_SQL = sql.SQL("INSERT INTO {table} ({columns}) VALUES ").format(
 RUNS_SQL = """
 SELECT period, step, trigger_kind, outcome FROM cmdm.hook_run ORDER BY hook_run_id
 """
-COUNTS_SQL = "SELECT step, counts, rejects FROM cmdm.hook_run ORDER BY hook_run_id"
+# counts without the step timings (ms), which differ from run to run
+COUNTS_SQL = "SELECT step, counts - 'ms', rejects FROM cmdm.hook_run ORDER BY hook_run_id"
 QUEUED_SQL = """
 SELECT kind, period FROM cmdm.hook_queue WHERE txid = pg_current_xact_id() ORDER BY 1, 2
 """

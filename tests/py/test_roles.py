@@ -85,9 +85,10 @@ STATE_SQL = {
           FROM cmdm.rejected_fact ORDER BY 1, 2, 3, 4, 5, 6, 7""",
 }
 
-# What a hook run logs, less what differs between two identical runs (ids, times, txid).
+# What a hook run logs, less what differs between two identical runs (ids, times, txid,
+# the step timings in counts.ms).
 HOOK_RUNS_SQL = """
-    SELECT period, step, trigger_kind, outcome, counts, rejects, rules_sha256, error, run_by
+    SELECT period, step, trigger_kind, outcome, counts - 'ms', rejects, rules_sha256, error, run_by
       FROM cmdm.hook_run ORDER BY period, step, trigger_kind, hook_run_id"""
 
 
