@@ -19,6 +19,7 @@ get a hint that names the cmdm command that fixes them.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Sequence
@@ -40,11 +41,6 @@ UNKNOWN_STEP = "run_hooks"
 #: Refusals before any work: nothing ran, so nothing is logged as a failed run.
 NOT_LOGGED = frozenset({"CM003", "CM004"})
 
-_FAILED = re.compile(
-    r"post-ETL hook (?P<domain>\S+): step (?P<step>\S+) for period "
-    r"(?P<year>\d{4})-(?P<month>\d{2}) failed: (?P<cause>.*)",
-    re.DOTALL,
-)
 #: How cmdm.run_hooks' hint starts when the cause had none (it is written for the ETL).
 _GENERIC_HINT = "Nothing was written"
 _BEHIND = re.compile(r"(\d{4}-\d{2}) is loaded but was never synced")
@@ -147,7 +143,8 @@ class StepRun:
 
 @dataclass(frozen=True)
 class Failure:
-    """What failed: parsed from cmdm.run_hooks' message when it names its step and month."""
+    """What failed: the step and month cmdm.run_hooks names in its error's DETAIL (a JSON
+    object), else the period asked for and UNKNOWN_STEP (e.g. a lost connection)."""
 
     domain: str
     period: date
@@ -159,16 +156,27 @@ class Failure:
     def of(cls, exc: BaseException, domain: str, period: date) -> Failure:
         message = _message(exc)
         sqlstate = getattr(exc, "sqlstate", None)
-        found = _FAILED.match(message)
-        if found:
-            return cls(
-                domain,
-                date(int(found["year"]), int(found["month"]), 1),
-                found["step"],
-                message,
-                sqlstate,
-            )
+        where = _failure_detail(exc)
+        if where:
+            year, month = (int(part) for part in where["period"].split("-"))
+            return cls(domain, date(year, month, 1), where["step"], where["message"], sqlstate)
         return cls(domain, period, UNKNOWN_STEP, message, sqlstate)
+
+
+def _failure_detail(exc: BaseException) -> dict[str, Any] | None:
+    """cmdm.run_hooks' structured DETAIL (domain, step, period, message), when it is one."""
+    diag = getattr(exc, "diag", None)
+    detail = diag.message_detail if diag is not None else None
+    if not detail or not detail.startswith("{"):
+        return None
+    try:
+        found = json.loads(detail)
+    except ValueError:
+        return None
+    keys = ("step", "period", "message")
+    if not isinstance(found, dict) or not all(isinstance(found.get(k), str) for k in keys):
+        return None
+    return found
 
 
 def _message(exc: BaseException) -> str:
@@ -218,7 +226,7 @@ def hook_error(
         hint = "run the hooks in a READ COMMITTED transaction (the default isolation)"
     elif db_hint and not db_hint.startswith(_GENERIC_HINT):
         hint = db_hint.strip().splitlines()[0].rstrip(".")
-    elif _FAILED.match(message):
+    elif _failure_detail(exc):
         hint = f"nothing was written (rolled back); {rerun}"
     else:
         hint = None
@@ -463,8 +471,7 @@ class HookRun:
     def summary(self) -> str:
         """The counts; for a failure its cause (the step and month are columns already)."""
         if self.error:
-            found = _FAILED.match(self.error)
-            return found["cause"] if found else self.error
+            return self.error
         return counts_text(self.step, self.counts, self.rejects)
 
     def as_dict(self) -> dict[str, Any]:

@@ -317,10 +317,8 @@ def test_runs_filters_newest_first(url: str) -> None:
         "snapshot_refresh",
         "failed",
     )
-    assert failed["error"] == (
-        "post-ETL hook annuity_performance: step snapshot_refresh for period 2024-04 failed: "
-        "numeric field overflow"
-    )
+    # the step and period are columns of the log: the error is the cause alone
+    assert failed["error"] == "numeric field overflow"
     human = ok(url, "hooks", "runs", "--failed")
     assert "numeric field overflow" in human and "2024-04" in human
     assert ok_json(url, "hooks", "runs", "--domain", "other") == []
@@ -356,12 +354,7 @@ def test_failed_run_is_rolled_back_and_logged(url: str) -> None:
         " WHERE hook_run_id = %s",
         (failed_id,),
     )
-    assert row == (
-        "post-ETL hook annuity_performance: step snapshot_refresh for period 2024-03 failed: "
-        "numeric field overflow",
-        True,
-        True,
-    )
+    assert row == ("numeric field overflow", True, True)
 
     status = ok_json(url, "status")
     assert [(f["hook_run_id"], f["resolved"]) for f in status["failures"]] == [(failed_id, False)]
@@ -378,6 +371,30 @@ def test_a_failing_sync_alone_is_one_line(url: str) -> None:
     line = error_line(cli(url, "snapshot", "--period", "2024-01"))
     assert line == "Error: snapshot refresh of 2024-01 failed: numeric field overflow"
     assert query(url, "SELECT count(*) FROM customer.fct_customer_plan_monthly_status") == [(0,)]
+
+
+def test_a_failed_step_names_itself_in_structured_detail(url: str) -> None:
+    """cmdm.run_hooks' error carries the step and month as a JSON DETAIL (programs read it
+    without parsing the message), with the cause's SQLSTATE and message."""
+    ok(url, "run-hooks", "--period", "2024-01")
+    break_month(url, MAR)
+    with psycopg.connect(url) as conn, pytest.raises(psycopg.Error) as caught:
+        conn.execute(
+            "SELECT * FROM cmdm.run_hooks('annuity_performance', ARRAY['2024-03-01'::date])"
+        )
+    diag = caught.value.diag
+    assert diag.sqlstate == "22003"  # numeric_value_out_of_range, kept from the cause
+    found = json.loads(diag.message_detail)
+    assert set(found) == {"domain", "step", "period", "message", "detail"}
+    assert (found["domain"], found["step"], found["period"], found["message"]) == (
+        "annuity_performance",
+        "snapshot_refresh",
+        "2024-03",
+        "numeric field overflow",
+    )
+    assert diag.message_primary.startswith(
+        "post-ETL hook annuity_performance: step snapshot_refresh for period 2024-03 failed: "
+    )
 
 
 # --- backfill -------------------------------------------------------------------------------
