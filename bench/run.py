@@ -463,9 +463,15 @@ def apply_writes(conn: psycopg.Connection, mirror: Mirror, writes: TableWrites) 
             )
         )
     if writes.inserted:
+        # in primary-key order, the cheapest order to write them in (the hook writes its
+        # snapshot rows in key order too)
         conn.execute(
-            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
-                name, _columns(mirror.columns), _columns(mirror.columns), mirror.stage("inserted")
+            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ORDER BY {}").format(
+                name,
+                _columns(mirror.columns),
+                _columns(mirror.columns),
+                mirror.stage("inserted"),
+                _columns(mirror.key),
             )
         )
 
