@@ -411,9 +411,6 @@ def snapshot_context(ruleset: RuleSet, keys: dict, measure: str) -> dict[str, An
                 "table": f"cmdm_snap_{grain}",
                 "key_names": key_names,
                 "statuses": monthly.get(grain, []),
-                "status_table": f"cmdm_snap_status_{grain}",
-                "status_column_defs": [f"{k} text" for k in key_names]
-                + [f"{st['name']} boolean" for st in monthly.get(grain, [])],
                 "column_defs": [f"{k} text" for k in key_names]
                 + (["valid_from date"] if grain == "plan" else ["plan_count bigint"])
                 + [f"{f} boolean" for f in SNAPSHOT_ROW_FLAGS]
@@ -425,7 +422,7 @@ def snapshot_context(ruleset: RuleSet, keys: dict, measure: str) -> dict[str, An
     def column(name: str, table: str) -> str:
         status = ruleset.statuses[name]
         if status.annual:
-            return f"coalesce({'k' if table == 'plan' else 'r'}.{ident(name)}, false)"
+            return f"coalesce(r.{ident(name)}, false)"
         return f"coalesce(s_{status.grain_at(ROW_GRAINS[table])}.{ident(name)}, false)"
 
     reach = sorted(scope.event_reach)
