@@ -19,6 +19,7 @@ import re
 import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -1010,41 +1011,26 @@ class _Loader:
         self.check_cycles()
 
     def check_cycles(self) -> None:
-        """One issue per cycle of `status:` references found by a depth-first search."""
-        edges: dict[str, list[tuple[str, KeyPath]]] = {}
+        """One issue per cycle of `status:` references. graphlib finds one cycle at a time:
+        it is shown from its first-defined status and reported at the reference that leads
+        back to it, which is then cut before looking again; what is left has no cycle."""
+        reads: dict[str, dict[str, KeyPath]] = {name: {} for name in self.statuses}
         for name, status in self.statuses.items():
-            edges[name] = [
-                (node.status, ("statuses", name, "rule", *rel, "status"))
-                for rel, node in status.rule.walk()
-                if node.status is not None and node.status in self.statuses
-            ]
-        state: dict[str, int] = {}  # 1 = on the search path, 2 = done
-        reported: set[tuple[str, ...]] = set()
-        for root in self.statuses:
-            if root in state:
-                continue
-            state[root] = 1
-            stack = [(root, iter(edges[root]))]
-            while stack:
-                name, pending = stack[-1]
-                step = next(pending, None)
-                if step is None:
-                    state[name] = 2
-                    stack.pop()
-                    continue
-                target, path = step
-                if state.get(target) == 1:
-                    names = [n for n, _ in stack]
-                    cycle = names[names.index(target) :]
-                    first = min(range(len(cycle)), key=lambda i: cycle[i])
-                    canonical = tuple(cycle[first:] + cycle[:first])
-                    if canonical not in reported:
-                        reported.add(canonical)
-                        shown = " -> ".join([*cycle, target])
-                        self.at("statuses", path, f"cycle among statuses: {shown}")
-                elif target not in state:
-                    state[target] = 1
-                    stack.append((target, iter(edges[target])))
+            for rel, node in status.rule.walk():
+                if node.status in self.statuses:
+                    path = ("statuses", name, "rule", *rel, "status")
+                    reads[name].setdefault(node.status, path)
+        defined = list(self.statuses)
+        while True:
+            try:
+                TopologicalSorter(reads).prepare()
+                return
+            except CycleError as exc:
+                cycle = exc.args[1][:0:-1]  # graphlib lists each status before its readers
+            first = min(range(len(cycle)), key=lambda i: defined.index(cycle[i]))
+            cycle = cycle[first:] + cycle[:first]
+            shown = " -> ".join([*cycle, cycle[0]])
+            self.at("statuses", reads[cycle[-1]].pop(cycle[0]), f"cycle among statuses: {shown}")
 
 
 _ADAPTERS: dict[int, TypeAdapter[Any]] = {}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
+from graphlib import TopologicalSorter
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
@@ -792,19 +793,8 @@ class RuleSet(_Model):
         return self.statuses[name].rule.status_refs()
 
     def status_order(self) -> tuple[str, ...]:
-        """Every status, each after the statuses it reads; otherwise in definition order."""
-        order: dict[str, None] = {}
-        for root in self.statuses:
-            stack = [(root, iter(self.dependencies(root)))]
-            on_path = {root}
-            while stack:
-                name, pending = stack[-1]
-                dep = next(pending, None)
-                if dep is None:
-                    stack.pop()
-                    on_path.discard(name)
-                    order.setdefault(name, None)
-                elif dep in self.statuses and dep not in order and dep not in on_path:
-                    on_path.add(dep)  # a cycle (rejected by the loader) is cut here
-                    stack.append((dep, iter(self.dependencies(dep))))
-        return tuple(order)
+        """Every status, each after the statuses it reads (graphlib's topological order: the
+        same rules give the same order). A cycle, which the loader rejects, raises
+        `graphlib.CycleError`."""
+        graph = {n: [d for d in self.dependencies(n) if d in self.statuses] for n in self.statuses}
+        return tuple(TopologicalSorter(graph).static_order())

@@ -4,6 +4,7 @@ column, all of them at once. Pure Python: no database."""
 from __future__ import annotations
 
 import textwrap
+from graphlib import CycleError
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from cmdm_admin.loader import (
     load_rules_from_texts,
     summary,
 )
-from cmdm_admin.rules import ConfigRef, FieldCompare, RuleSet
+from cmdm_admin.rules import ConfigRef, FieldCompare, RuleSet, Status
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -479,6 +480,61 @@ def test_cycle(rules: Rules) -> None:
         f"{rules.at('statuses.yml', 'is_c}')}: statuses.is_c.rule.not.status: "
         "cycle among statuses: is_c -> is_c",
     ]
+
+
+def test_cycle_is_shown_in_reading_order(rules: Rules) -> None:
+    # graphlib lists a cycle from each status to the one that reads it: the message must
+    # still read "is_a reads is_b reads is_c reads is_a".
+    rules.add_statuses(
+        status("is_a", "{status: is_b}")
+        + status("is_b", "{status: is_c}")
+        + status("is_c", "{any: [{status: is_won}, {status: is_a}]}")
+    )
+    assert rules.errors() == [
+        f"{rules.at('statuses.yml', 'is_a}')}: statuses.is_c.rule.any[1].status: "
+        "cycle among statuses: is_a -> is_b -> is_c -> is_a",
+    ]
+
+
+def test_cycle_starts_at_its_first_defined_status(rules: Rules) -> None:
+    # is_p leads into the cycle at is_b; the cycle is still shown from is_a, defined first,
+    # at the reference that closes it (is_b's reading of is_a).
+    rules.add_statuses(
+        status("is_p", "{status: is_b}")
+        + status("is_a", "{status: is_b}")
+        + status("is_b", "{not: {status: is_a}}")
+    )
+    assert rules.errors() == [
+        f"{rules.at('statuses.yml', 'is_a}')}: statuses.is_b.rule.not.status: "
+        "cycle among statuses: is_a -> is_b -> is_a",
+    ]
+
+
+def test_every_cycle_is_reported_once(rules: Rules) -> None:
+    # Two cycles through is_a and is_b; is_b reads is_a twice (one issue for the pair).
+    rules.add_statuses(
+        status("is_a", "{status: is_b}")
+        + status("is_b", "{all: [{status: is_a}, {status: is_c}, {not: {status: is_a}}]}")
+        + status("is_c", "{status: is_a}")
+    )
+    assert rules.errors() == [
+        f"{rules.at('statuses.yml', 'is_a}', 1)}: statuses.is_b.rule.all[0].status: "
+        "cycle among statuses: is_a -> is_b -> is_a",
+        f"{rules.at('statuses.yml', 'is_a}', 3)}: statuses.is_c.rule.status: "
+        "cycle among statuses: is_a -> is_b -> is_c -> is_a",
+    ]
+
+
+def test_status_order_refuses_a_cycle(rules: Rules) -> None:
+    # A rule set built by hand can hold a cycle the loader would reject: no order exists.
+    ruleset = load_rules(rules.dir)
+    looping = Status.model_validate(
+        {"description": "x", "grain": "product_line", "rule": {"status": "is_x"}}
+    )
+    cyclic = ruleset.model_copy(update={"statuses": {**ruleset.statuses, "is_x": looping}})
+    with pytest.raises(CycleError) as caught:
+        cyclic.status_order()
+    assert caught.value.args[1] == ["is_x", "is_x"]
 
 
 def test_annual_status_using_exists_in_year(rules: Rules) -> None:
