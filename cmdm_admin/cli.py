@@ -96,8 +96,43 @@ def root(
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
+    project_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--project-dir",
+            help="The rules project (a folder with cmdm.toml). Default: $CMDM_PROJECT_DIR, "
+            "else the working directory or the nearest folder above it with a cmdm.toml.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     ctx.obj = {"debug": debug}
+    if project_dir is not None:
+        from cmdm_admin.project import PROJECT_DIR_ENV
+
+        # Every lookup below (and any child process, such as psql) sees the same project.
+        os.environ[PROJECT_DIR_ENV] = str(project_dir.expanduser().resolve())
+
+
+@app.command("init")
+def init(
+    directory: Annotated[Path, typer.Argument(help="New or empty folder for the project.")],
+) -> None:
+    """Write a new rules project into DIRECTORY: cmdm.toml, the default rules/ and an empty
+    migrations/versions/ for the revisions `cmdm deploy-rules` will freeze there.
+
+    Example: cmdm init annuity-rules && cd annuity-rules && cmdm db start && cmdm deploy-rules
+    """
+    from cmdm_admin.project import create_project
+
+    written = create_project(directory)
+    root = directory.expanduser().resolve()
+    for path in written:
+        console.print(f"  [green]created[/] {path.relative_to(root)}")
+    console.print(
+        f"[green]new cmdm project in {root}[/]. Next: cd {directory} && cmdm db start "
+        "&& cmdm migrate upgrade && cmdm deploy-rules"
+    )
 
 
 def emit_json(payload: object) -> None:
@@ -238,50 +273,59 @@ def db_destroy(
 # -- cmdm migrate ----------------------------------------------------------------------
 
 
+def _at(url: str) -> str:
+    from cmdm_admin import migrate
+    from cmdm_admin.db import mask_url
+
+    heads = migrate.current_heads(url)
+    return f"[green]at[/] {', '.join(heads) or 'base'} ({mask_url(url)})"
+
+
 @migrate_app.command("upgrade")
 def migrate_upgrade(
-    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    revision: Annotated[
+        str, typer.Argument(help="Target revision. Default: heads (cmdm's schema and the rules).")
+    ] = "heads",
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Apply migrations up to REVISION (default head), all in one transaction.
+    """Apply migrations up to REVISION, all in one transaction: cmdm's schema revisions
+    (shipped with cmdm) and the project's rules revisions (migrations/versions/).
 
     Example: cmdm migrate upgrade --database-url postgresql://me@db.example/cmdm
     """
     from cmdm_admin import migrate
-    from cmdm_admin.db import mask_url, resolve_database_url
+    from cmdm_admin.db import resolve_database_url
 
     url = resolve_database_url(database_url)
     migrate.upgrade(url, revision)
-    console.print(
-        f"[green]at revision[/] {migrate.current_revision(url) or 'base'} ({mask_url(url)})"
-    )
+    console.print(_at(url))
 
 
 # ignore_unknown_options: a relative target such as -1 is an argument, not an option.
 @migrate_app.command("downgrade", context_settings={"ignore_unknown_options": True})
 def migrate_downgrade(
     revision: Annotated[
-        str, typer.Argument(help="Target revision, -1 for the previous one, or `base`.")
+        str,
+        typer.Argument(help="Target revision, rules@-1 for the previous rules deploy, or `base`."),
     ],
     database_url: DatabaseUrl = None,
 ) -> None:
     """Revert migrations down to REVISION. `base` drops only objects cmdm created.
 
-    Example: cmdm migrate downgrade -1   (e.g. roll back the last rules deploy)
+    Example: cmdm migrate downgrade rules@-1   (roll back the last rules deploy)
     """
     from cmdm_admin import migrate
-    from cmdm_admin.db import mask_url, resolve_database_url
+    from cmdm_admin.db import resolve_database_url
 
     url = resolve_database_url(database_url)
     migrate.downgrade(url, revision)
-    console.print(
-        f"[green]at revision[/] {migrate.current_revision(url) or 'base'} ({mask_url(url)})"
-    )
+    console.print(_at(url))
 
 
 @migrate_app.command("current")
 def migrate_current(database_url: DatabaseUrl = None, as_json: JsonOutput = False) -> None:
-    """Print the database's revision and the newest one in migrations/.
+    """Print the database's revisions and the newest ones on disk (cmdm's schema, the
+    project's rules).
 
     Example: cmdm migrate current --json
     """
@@ -289,12 +333,16 @@ def migrate_current(database_url: DatabaseUrl = None, as_json: JsonOutput = Fals
     from cmdm_admin.db import resolve_database_url
 
     url = resolve_database_url(database_url)
-    current, head = migrate.current_revision(url), migrate.head_revision()
+    heads = migrate.head_revisions()
+    pending = migrate.pending_revisions(url)
     if as_json:
-        emit_json({"current": current, "head": head})
+        emit_json(
+            {"current": list(migrate.current_heads(url)), "heads": list(heads), "pending": pending}
+        )
     else:
-        state = "up to date" if current == head else "behind head"
-        console.print(f"{current or 'base'} (head: {head}; {state})")
+        state = "up to date" if not pending else f"behind: {', '.join(pending)} not applied"
+        current = ", ".join(migrate.current_heads(url)) or "base"
+        console.print(f"{current} (heads: {', '.join(heads)}; {state})")
 
 
 # -- cmdm validate-rules ---------------------------------------------------------------
@@ -302,7 +350,9 @@ def migrate_current(database_url: DatabaseUrl = None, as_json: JsonOutput = Fals
 
 RulesDir = Annotated[
     Path | None,
-    typer.Option("--rules-dir", help="Folder of the rule files. Default: rules/ of the checkout."),
+    typer.Option(
+        "--rules-dir", help="Folder of the rule files. Default: the project's rules_dir (rules/)."
+    ),
 ]
 
 
@@ -326,7 +376,7 @@ def validate_rules(rules_dir: RulesDir = None, database_url: CatalogUrl = None) 
     Example: cmdm validate-rules --rules-dir rules/ --database-url postgresql://me@db/cmdm
     """
     from cmdm_admin.loader import RuleIssue, RulesInvalid, format_issue, load_rules, summary
-    from cmdm_admin.project import project_dir
+    from cmdm_admin.project import current_project
 
     def fail(issues: list[RuleIssue]) -> NoReturn:
         for issue in issues:
@@ -336,7 +386,7 @@ def validate_rules(rules_dir: RulesDir = None, database_url: CatalogUrl = None) 
         raise typer.Exit(1) from None
 
     try:
-        ruleset = load_rules(rules_dir or project_dir() / "rules")
+        ruleset = load_rules(rules_dir or current_project().rules_dir)
     except RulesInvalid as invalid:
         fail(invalid.errors)
     if database_url is None:
@@ -376,7 +426,8 @@ MigrationsDir = Annotated[
     Path | None,
     typer.Option(
         "--migrations-dir",
-        help="Alembic folder (env.py, versions/). Default: $CMDM_MIGRATIONS_DIR, else migrations/.",
+        help="Folder holding the rules revisions' versions/. "
+        "Default: $CMDM_MIGRATIONS_DIR, else the project's migrations/.",
         hidden=True,
     ),
 ]
@@ -414,11 +465,11 @@ def render_rules_command(
     """
     from cmdm_admin.deploy import display, write_rendered
     from cmdm_admin.loader import RulesInvalid, load_rules
-    from cmdm_admin.project import project_dir
+    from cmdm_admin.project import current_project
     from cmdm_admin.render import render_rules
 
     try:
-        ruleset = load_rules(rules_dir or project_dir() / "rules")
+        ruleset = load_rules(rules_dir or current_project().rules_dir)
     except RulesInvalid as invalid:
         _rules_failed(invalid.errors)
     rendered = render_rules(ruleset, sql_dir)
@@ -458,7 +509,7 @@ def deploy_rules(
     """Validate, render, and when the SQL changed freeze it into a new Alembic revision
     (migrations/versions/NNNN_rules_<sha12>.py) and upgrade to it, in one transaction.
 
-    Unchanged rules deploy nothing. Roll a deploy back with `cmdm migrate downgrade -1`.
+    Unchanged rules deploy nothing. Roll a deploy back with `cmdm migrate downgrade rules@-1`.
 
     Example: cmdm deploy-rules --plan --diff
     """
@@ -1005,7 +1056,7 @@ SuitesOption = Annotated[
     str | None,
     typer.Option(
         "--suites",
-        help="Folder, .sql file or glob of pgTAP suites. Default: tests/pgtap/*.sql of the "
+        help="Folder, .sql file or glob of pgTAP suites. Default: cmdm_admin/pgtap/*.sql of the "
         "checkout.",
         show_default=False,
     ),

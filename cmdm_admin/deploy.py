@@ -32,7 +32,7 @@ from cmdm_admin import migrate
 from cmdm_admin.db import connect, first_line, mask_url
 from cmdm_admin.errors import CmdmError, DatabaseError, MigrationError
 from cmdm_admin.loader import RulesInvalid, load_rules
-from cmdm_admin.project import project_dir
+from cmdm_admin.project import current_project, schema_migrations_dir
 from cmdm_admin.render import TEMPLATE_FOLDERS, TEMPLATE_SUFFIX, Rendered, render_rules
 from cmdm_admin.revision import (
     RevisionFile,
@@ -154,17 +154,24 @@ def check_payloads(files: list[RevisionFile]) -> None:
         )
 
 
-def read_history(versions_dir: Path, current: str | None) -> History:
-    """Where the database stands; refuses stray files and pending revisions."""
+def read_history(
+    versions_dir: Path, heads: tuple[str, ...], schema_revisions: frozenset[str] = frozenset()
+) -> History:
+    """Where the database stands on the rules branch; refuses stray files and pending
+    revisions. `heads` are the database's version rows; `schema_revisions` the ids of
+    cmdm's own (schema) branch, which are not the project's business here."""
     files = read_versions(versions_dir)
     check_payloads(files)
     by_id = {f.revision: f for f in files}
-    if current is not None and current not in by_id:
+    unknown = [h for h in heads if h not in by_id and h not in schema_revisions]
+    if unknown:
         raise DeployRefused(
-            f"the database is at revision {current!r}, which has no file in "
+            f"the database is at revision {unknown[0]!r}, which has no file in "
             f"{display(versions_dir)}",
-            hint="run from the checkout (or --migrations-dir) that deployed it",
+            hint="run from the project (or --migrations-dir) that deployed it",
         )
+    rules_heads = [h for h in heads if h in by_id]
+    current = rules_heads[0] if rules_heads else None
     applied: list[str] = []
     cursor = current
     while cursor is not None:
@@ -277,10 +284,17 @@ def prepare(
     migrations_dir: Path | str | None = None,
 ) -> Target:
     """Validate, check the migrations folder against the database, check the catalog, render."""
-    ruleset = load_rules(rules_dir or project_dir() / "rules")
-    location = migrate.resolve_migrations_dir(migrations_dir)
-    current = migrate.current_revision(database_url)
-    history = read_history(location / "versions", current)
+    ruleset = load_rules(rules_dir or current_project().rules_dir)
+    location = migrate.resolve_migrations_dir(migrations_dir) or current_project().migrations_dir
+    heads = migrate.current_heads(database_url)
+    schema = frozenset(f.revision for f in read_versions(schema_migrations_dir() / "versions"))
+    history = read_history(location / "versions", heads, schema)
+    if migrate.schema_head() not in migrate.applied_revisions(database_url, location):
+        raise DeployRefused(
+            f"cmdm's schema in {mask_url(database_url)} is older than this cmdm "
+            f"({migrate.schema_head()})",
+            hint="run `cmdm migrate upgrade` first",
+        )
     with connect(database_url) as conn:
         try:
             from cmdm_admin.catalog import check_against_catalog
@@ -551,7 +565,7 @@ def deploy(target: Target) -> DeployResult:
     assert revision is not None and path is not None
     previous = next(target.history.rules_revisions(), None)
     payload = build_payload(target.rendered, target.ruleset.files, previous, plan.columns_to_add)
-    source = revision_source(revision, target.history.head, payload)
+    source = revision_source(revision, target.history.head, payload, migrate.schema_head())
     if path.exists():
         raise DeployRefused(f"{display(path)} exists already", hint="remove it and deploy again")
     scratch = path.with_name(f".{path.name}.tmp")  # not *.py: Alembic never loads it

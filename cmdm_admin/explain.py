@@ -36,7 +36,7 @@ from cmdm_admin.compiler import (
 from cmdm_admin.errors import CmdmError
 from cmdm_admin.loader import load_rules, load_rules_from_texts
 from cmdm_admin.periods import label, month_end
-from cmdm_admin.project import project_dir
+from cmdm_admin.project import current_project
 from cmdm_admin.render import PORTFOLIO_COLUMN, ROW_GRAINS, annual_context
 from cmdm_admin.rules import GRAIN_KEYS, ConfigRef, Rule, RuleSet
 
@@ -193,7 +193,7 @@ def deployed_rules(conn: psycopg.Connection) -> RulesUsed:
             " ORDER BY deployment_id DESC LIMIT 1"
         ).fetchone()
     if row is None:
-        return RulesUsed("checkout", None, None, load_rules(project_dir() / "rules"))
+        return RulesUsed("checkout", None, None, load_rules(current_project().rules_dir))
     revision, sha256, texts = row
     ruleset = load_rules_from_texts(texts, origin=f"{revision}:rules/")
     return RulesUsed("deployed", revision, sha256, ruleset)

@@ -12,13 +12,13 @@ from sqlalchemy import Connection, text
 
 from cmdm_admin.db import first_line
 from cmdm_admin.errors import MigrationError
-from cmdm_admin.project import project_dir
+from cmdm_admin.project import PACKAGE_DIR
 
-SCRIPT = "sql/idempotent/roles_and_grants.sql"
+SCRIPT = "sql/idempotent/roles_and_grants.sql"  # in the package
 
 
 def roles_and_grants_sql() -> str:
-    return (project_dir() / SCRIPT).read_text(encoding="utf-8")
+    return (PACKAGE_DIR / SCRIPT).read_text(encoding="utf-8")
 
 
 def apply_roles_and_grants(connection: Connection) -> bool:

@@ -1,9 +1,16 @@
-"""Alembic, driven from Python: upgrade, downgrade, current revision.
+"""Alembic, driven from Python: upgrade, downgrade, current revisions.
 
-Each call runs all its migrations in one transaction (see migrations/env.py); a failure is
-turned into one `MigrationError` line and leaves the database as it was. The Alembic folder
-is migrations/ of the checkout unless `migrations_dir` or $CMDM_MIGRATIONS_DIR names another
-(a copy with its own versions/, as tests and `cmdm deploy-rules --migrations-dir` use).
+Two branches share one Alembic history and one version table:
+
+- "cmdm": the schema revisions, shipped in the package (cmdm_admin/migrations/versions);
+- "rules": the rules revisions `cmdm deploy-rules` froze, in the project's
+  migrations/versions; each `depends_on` the schema revision it was rendered against.
+
+Each call runs all its migrations in one transaction (see cmdm_admin/migrations/env.py),
+with the project's lock_timeout; a failure is turned into one `MigrationError` line and
+leaves the database as it was. The project's folder is its migrations_dir unless
+`migrations_dir` or $CMDM_MIGRATIONS_DIR names another (a copy with its own versions/, as
+tests and `cmdm deploy-rules --migrations-dir` use).
 """
 
 from __future__ import annotations
@@ -21,36 +28,61 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from cmdm_admin.db import first_line, mask_url, sqlalchemy_url
 from cmdm_admin.errors import CmdmError, DatabaseError, MigrationError
-from cmdm_admin.project import project_dir
+from cmdm_admin.project import SETTINGS, current_project, find_project_root, schema_migrations_dir
 
 # Not in schema cmdm: `downgrade base` drops that schema, and Alembic writes the version
 # table after the last downgrade step.
 VERSION_TABLE = "cmdm_alembic_version"
 VERSION_TABLE_SCHEMA = "public"
 
-#: Environment variable naming another Alembic folder (env.py + versions/) than migrations/.
+#: Environment variable naming another folder holding versions/ than the project's.
 MIGRATIONS_DIR_ENV = "CMDM_MIGRATIONS_DIR"
+#: Environment variable overriding the project's lock_timeout for migrations.
+LOCK_TIMEOUT_ENV = "CMDM_LOCK_TIMEOUT"
 
 
-def resolve_migrations_dir(override: Path | str | None = None) -> Path:
-    """The Alembic folder: `override`, else $CMDM_MIGRATIONS_DIR, else <project>/migrations."""
+def resolve_migrations_dir(override: Path | str | None = None) -> Path | None:
+    """The folder holding the rules revisions' versions/: `override`, else
+    $CMDM_MIGRATIONS_DIR, else the project's; None outside any project (schema only)."""
     chosen = override or os.environ.get(MIGRATIONS_DIR_ENV)
     if chosen:
         return Path(chosen).expanduser().resolve()
-    return project_dir() / "migrations"
+    if find_project_root() is None:
+        return None
+    return current_project().migrations_dir
+
+
+def lock_timeout() -> str:
+    """$CMDM_LOCK_TIMEOUT, else the project's lock_timeout, else the default."""
+    configured = os.environ.get(LOCK_TIMEOUT_ENV)
+    if configured:
+        return configured
+    if find_project_root() is None:
+        return SETTINGS["lock_timeout"]
+    return current_project().lock_timeout
 
 
 def alembic_config(database_url: str, migrations_dir: Path | str | None = None) -> Config:
-    config = Config(str(project_dir() / "alembic.ini"))
+    """Alembic's configuration, built here (no alembic.ini): env.py from the package, the
+    schema branch from the package and the rules branch from the project."""
+    config = Config()
+    locations = [schema_migrations_dir() / "versions"]
+    project_migrations = resolve_migrations_dir(migrations_dir)
+    if project_migrations is not None:
+        locations.append(project_migrations / "versions")
     # ConfigParser interpolates %, so a literal one is written %%.
-    location = str(resolve_migrations_dir(migrations_dir)).replace("%", "%%")
-    config.set_main_option("script_location", location)
+    config.set_main_option("script_location", str(schema_migrations_dir()).replace("%", "%%"))
+    config.set_main_option("path_separator", "newline")
+    config.set_main_option(
+        "version_locations", "\n".join(str(p).replace("%", "%%") for p in locations)
+    )
     config.attributes["database_url"] = database_url
+    config.attributes["lock_timeout"] = lock_timeout()
     return config
 
 
 def upgrade(
-    database_url: str, revision: str = "head", migrations_dir: Path | str | None = None
+    database_url: str, revision: str = "heads", migrations_dir: Path | str | None = None
 ) -> None:
     _run(
         database_url,
@@ -69,12 +101,16 @@ def downgrade(database_url: str, revision: str, migrations_dir: Path | str | Non
     )
 
 
-def current_revision(database_url: str) -> str | None:
+def current_heads(database_url: str) -> tuple[str, ...]:
+    """The revisions in the database's version table (one per branch head), sorted."""
     engine = create_engine(sqlalchemy_url(database_url), poolclass=pool.NullPool)
     try:
         with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
-            return context.get_current_revision()
+            context = MigrationContext.configure(
+                connection,
+                opts={"version_table": VERSION_TABLE, "version_table_schema": VERSION_TABLE_SCHEMA},
+            )
+            return tuple(sorted(context.get_current_heads()))
     except OperationalError as exc:
         raise DatabaseError(
             f"cannot connect to {mask_url(database_url)}: {first_line(exc.orig or exc)}"
@@ -83,9 +119,40 @@ def current_revision(database_url: str) -> str | None:
         engine.dispose()
 
 
-def head_revision(migrations_dir: Path | str | None = None) -> str | None:
-    config = alembic_config("postgresql://unused", migrations_dir)
-    return ScriptDirectory.from_config(config).get_current_head()
+def script_directory(migrations_dir: Path | str | None = None) -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config("postgresql://unused", migrations_dir))
+
+
+def head_revisions(migrations_dir: Path | str | None = None) -> tuple[str, ...]:
+    """The heads of the history on disk (schema branch and, in a project, rules branch)."""
+    return tuple(sorted(script_directory(migrations_dir).get_heads()))
+
+
+def schema_head() -> str:
+    """The newest schema revision this cmdm ships (what a new rules revision depends on)."""
+    return script_directory().get_revision("cmdm@head").revision
+
+
+def applied_revisions(database_url: str, migrations_dir: Path | str | None = None) -> set[str]:
+    """Every revision the database has applied: its heads and all they descend from or
+    depend on."""
+    heads = current_heads(database_url)
+    if not heads:
+        return set()
+    script = script_directory(migrations_dir)
+    try:
+        return {r.revision for r in script.iterate_revisions(heads, "base") if r is not None}
+    except CommandError as exc:
+        raise MigrationError(
+            f"the database is at {', '.join(heads)}, which this project's history lacks: {exc}",
+            hint="run from the project that deployed it (or pass --migrations-dir)",
+        ) from exc
+
+
+def pending_revisions(database_url: str, migrations_dir: Path | str | None = None) -> list[str]:
+    """The heads on disk that the database has not applied (empty: up to date)."""
+    applied = applied_revisions(database_url, migrations_dir)
+    return [h for h in head_revisions(migrations_dir) if h not in applied]
 
 
 def _run(database_url: str, action, what: str, migrations_dir: Path | str | None = None) -> None:

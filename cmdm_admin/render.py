@@ -31,7 +31,7 @@ from cmdm_admin.compiler import (
     text_literal,
 )
 from cmdm_admin.errors import CmdmError
-from cmdm_admin.project import project_dir
+from cmdm_admin.project import sql_dir
 from cmdm_admin.rules import GRAIN_KEYS, RuleSet
 
 #: Template folders under sql/, in render order (functions before the triggers using them).
@@ -129,10 +129,6 @@ def in_comment(text: str) -> str:
     breaks or `*/`, which would end the comment and let the rest run as SQL."""
     text = re.sub(r"[\r\n\v\f\x85\u2028\u2029]+", " ", str(text))
     return text.replace("*/", "* /").replace("/*", "/ *")
-
-
-def sql_dir() -> Path:
-    return project_dir() / "sql"
 
 
 def environment(root: Path | None = None) -> jinja2.Environment:

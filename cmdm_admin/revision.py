@@ -176,8 +176,16 @@ def _normalised(obj: Mapping[str, Any]) -> dict[str, Any]:
 # --- writing ------------------------------------------------------------------------------
 
 
-def revision_source(revision: str, down_revision: str | None, payload: Mapping[str, Any]) -> str:
-    """The text of a rules revision file (deterministic: no date, no host, no user)."""
+def revision_source(
+    revision: str, down_revision: str | None, payload: Mapping[str, Any], depends_on: str | None
+) -> str:
+    """The text of a rules revision file (deterministic: no date, no host, no user).
+
+    Rules revisions form their own Alembic branch, labelled "rules", in the project's
+    versions folder: `down_revision` is the previous rules revision (None for the first),
+    and `depends_on` the schema revision of cmdm's own branch that the SQL was rendered
+    against, so an upgrade from empty applies that schema first.
+    """
     objects = payload["OBJECTS"]
     previous = payload["PREVIOUS_RULES_REVISION"]
     columns = payload["COLUMNS_ADDED"]
@@ -198,9 +206,11 @@ def revision_source(revision: str, down_revision: str | None, payload: Mapping[s
         "previous": previous or "none (this is the first rules revision)",
         "added": added,
         "revision": revision,
-        "down_revision": down_revision or "",
+        "down_revision": down_revision or "none (the first rules revision)",
         "revision_literal": py_literal(revision),
         "down_revision_literal": py_literal(down_revision),
+        "branch_labels_literal": py_literal(("rules",) if down_revision is None else None),
+        "depends_on_literal": py_literal(depends_on),
         "rules_sha256": py_literal(payload["RULES_SHA256"]),
         "previous_rules_revision": py_literal(previous),
         "columns_added": py_literal(columns),
@@ -320,7 +330,7 @@ Generated; do not edit. The SQL below is frozen: upgrade executes these strings 
 reads or re-renders the templates. PAYLOAD_SHA256 covers everything frozen here, so an edit
 is refused by `cmdm deploy-rules` and by this revision's own upgrade and downgrade. To
 change the rules, edit rules/ (or sql/) and run `cmdm deploy-rules` again; to roll this
-deploy back, `cmdm migrate downgrade -1`.
+deploy back, `cmdm migrate downgrade rules@-1`.
 
 Objects:
 ${listing}
@@ -349,14 +359,22 @@ import json
 
 import psycopg
 from alembic import op
+from alembic.util import CommandError
 from sqlalchemy import text
 
-from cmdm_admin.errors import MigrationError
+
+class MigrationError(CommandError):
+    """Alembic's own error, so that this frozen file imports nothing of cmdm_admin (which
+    changes between releases); cmdm prints it as one `Error:` line, hint included."""
+
+    def __init__(self, message: str, *, hint: str) -> None:
+        super().__init__(f"{message} ({hint})")
+
 
 revision = ${revision_literal}
 down_revision = ${down_revision_literal}
-branch_labels = None
-depends_on = None
+branch_labels = ${branch_labels_literal}
+depends_on = ${depends_on_literal}
 
 #: sha256 of the rendered SQL; every object carries it in its banner and COMMENT.
 RULES_SHA256 = ${rules_sha256}

@@ -77,15 +77,15 @@ _EXPECTED_STDERR = re.compile(
 
 
 def default_suites_dir() -> Path:
-    from cmdm_admin.project import project_dir
+    from cmdm_admin.project import pgtap_dir
 
-    return project_dir() / "tests" / "pgtap"
+    return pgtap_dir()
 
 
 def find_suites(spec: str | Path | None = None) -> list[Path]:
     """The suites to run, sorted by name: `*.sql` of a folder, one file, or a glob pattern.
 
-    Without `spec`, the project's tests/pgtap/*.sql.
+    Without `spec`, the suites shipped in the package (cmdm_admin/pgtap/*.sql).
     """
     if spec is None:
         spec = default_suites_dir()
@@ -102,7 +102,7 @@ def find_suites(spec: str | Path | None = None) -> list[Path]:
     if not found:
         raise VerifyError(
             f"no pgTAP suites found in {where}",
-            hint="pass --suites a folder, a .sql file or a glob such as 'tests/pgtap/0*.sql'",
+            hint="pass --suites a folder, a .sql file or a glob such as 'cmdm_admin/pgtap/0*.sql'",
         )
     return found
 

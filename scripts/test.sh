@@ -31,7 +31,7 @@ eval "$(cmdm db env --database postgres)"
 PGOPTIONS='-c client_min_messages=warning' psql -qX -v ON_ERROR_STOP=1 -c 'DROP DATABASE IF EXISTS cmdm_pgtap' -c 'CREATE DATABASE cmdm_pgtap'
 cmdm migrate upgrade --database-url "$(cmdm db url --database cmdm_pgtap)"
 psql -qX -v ON_ERROR_STOP=1 -d cmdm_pgtap -c 'CREATE EXTENSION pgtap'
-pg_prove --dbname cmdm_pgtap --failures tests/pgtap/*.sql || failed+=(pgtap)
+pg_prove --dbname cmdm_pgtap --failures cmdm_admin/pgtap/*.sql || failed+=(pgtap)
 
 if ((${#failed[@]})); then
     printf '\n\033[31mFAILED:\033[0m %s\n' "${failed[*]}"

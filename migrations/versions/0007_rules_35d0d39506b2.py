@@ -35,7 +35,7 @@ downgrade: drop what OBJECTS created that PREVIOUS_OBJECTS do not; run PREVIOUS_
            SQL again; drop COLUMNS_ADDED (and their data); delete the deploy's record.
 
 Revision ID: 0007_rules_35d0d39506b2
-Revises: 0006_contract_key
+Revises: none (the first rules revision)
 """
 
 # The frozen SQL and YAML keep their own line lengths:
@@ -48,14 +48,22 @@ import json
 
 import psycopg
 from alembic import op
+from alembic.util import CommandError
 from sqlalchemy import text
 
-from cmdm_admin.errors import MigrationError
+
+class MigrationError(CommandError):
+    """Alembic's own error, so that this frozen file imports nothing of cmdm_admin (which
+    changes between releases); cmdm prints it as one `Error:` line, hint included."""
+
+    def __init__(self, message: str, *, hint: str) -> None:
+        super().__init__(f"{message} ({hint})")
+
 
 revision = "0007_rules_35d0d39506b2"
-down_revision = "0006_contract_key"
-branch_labels = None
-depends_on = None
+down_revision = None
+branch_labels = ("rules",)
+depends_on = "0006_contract_key"
 
 #: sha256 of the rendered SQL; every object carries it in its banner and COMMENT.
 RULES_SHA256 = "35d0d39506b2e4b1f21fbfbc2bba50e31a09f603993c108a7246640b36aa795b"
@@ -67,7 +75,7 @@ COLUMNS_ADDED = {
     "customer.fct_customer_plan_monthly_status": ["is_new_arrival", "is_churned"],
 }
 #: sha256 of the frozen payload (see payload_sha256); any edit of this file changes it.
-PAYLOAD_SHA256 = "910f51329abc045cb7021e1b83675e97fe9f0b57c9a342b30ddeebc3637bda9c"
+PAYLOAD_SHA256 = "e64f8bb25bd6af505640fd51c35a00f040de1028cf6e9434af34d1edd7d99b27"
 
 
 def upgrade() -> None:

@@ -41,7 +41,7 @@ downgrade: drop what OBJECTS created that PREVIOUS_OBJECTS do not; run PREVIOUS_
            SQL again; drop COLUMNS_ADDED (and their data); delete the deploy's record.
 
 Revision ID: 0009_rules_63806df56957
-Revises: 0008_annual_status
+Revises: 0007_rules_35d0d39506b2
 """
 
 # The frozen SQL and YAML keep their own line lengths:
@@ -54,14 +54,22 @@ import json
 
 import psycopg
 from alembic import op
+from alembic.util import CommandError
 from sqlalchemy import text
 
-from cmdm_admin.errors import MigrationError
+
+class MigrationError(CommandError):
+    """Alembic's own error, so that this frozen file imports nothing of cmdm_admin (which
+    changes between releases); cmdm prints it as one `Error:` line, hint included."""
+
+    def __init__(self, message: str, *, hint: str) -> None:
+        super().__init__(f"{message} ({hint})")
+
 
 revision = "0009_rules_63806df56957"
-down_revision = "0008_annual_status"
+down_revision = "0007_rules_35d0d39506b2"
 branch_labels = None
-depends_on = None
+depends_on = "0008_annual_status"
 
 #: sha256 of the rendered SQL; every object carries it in its banner and COMMENT.
 RULES_SHA256 = "63806df5695720b50bfcee40fbd6e836cb6ed9dd01435221f9775d7343985037"
@@ -73,7 +81,7 @@ COLUMNS_ADDED = {
     "customer.annual_product_line_status": ["is_existing"],
 }
 #: sha256 of the frozen payload (see payload_sha256); any edit of this file changes it.
-PAYLOAD_SHA256 = "bfe4fe5502816e1449db5b2adb3b494500b3b5ecb056fbbc262f1df26b28307f"
+PAYLOAD_SHA256 = "975e18702f67b6b3462800622187741f9acbe94068b0665f7649f7572ba03a42"
 
 
 def upgrade() -> None:

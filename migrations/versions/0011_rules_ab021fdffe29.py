@@ -45,7 +45,7 @@ downgrade: drop what OBJECTS created that PREVIOUS_OBJECTS do not; run PREVIOUS_
            SQL again; drop COLUMNS_ADDED (and their data); delete the deploy's record.
 
 Revision ID: 0011_rules_ab021fdffe29
-Revises: 0010_lean_indexes
+Revises: 0009_rules_63806df56957
 """
 
 # The frozen SQL and YAML keep their own line lengths:
@@ -58,14 +58,22 @@ import json
 
 import psycopg
 from alembic import op
+from alembic.util import CommandError
 from sqlalchemy import text
 
-from cmdm_admin.errors import MigrationError
+
+class MigrationError(CommandError):
+    """Alembic's own error, so that this frozen file imports nothing of cmdm_admin (which
+    changes between releases); cmdm prints it as one `Error:` line, hint included."""
+
+    def __init__(self, message: str, *, hint: str) -> None:
+        super().__init__(f"{message} ({hint})")
+
 
 revision = "0011_rules_ab021fdffe29"
-down_revision = "0010_lean_indexes"
+down_revision = "0009_rules_63806df56957"
 branch_labels = None
-depends_on = None
+depends_on = "0010_lean_indexes"
 
 #: sha256 of the rendered SQL; every object carries it in its banner and COMMENT.
 RULES_SHA256 = "ab021fdffe29af3dcacf2f0a3e7d88b85f84fdb861000c558a7ad868f93dc2dd"
@@ -74,7 +82,7 @@ PREVIOUS_RULES_REVISION = "0009_rules_63806df56957"
 #: Status columns the target database lacked when this file was generated.
 COLUMNS_ADDED = {}
 #: sha256 of the frozen payload (see payload_sha256); any edit of this file changes it.
-PAYLOAD_SHA256 = "4cebf595d82e116b296fed3da79681bd824965b8a5f96a5c7d839655f9fc2f31"
+PAYLOAD_SHA256 = "c70797b4eaef915585a82287f25c366e3b7af1044005fb1c1a55e272f9ce2628"
 
 
 def upgrade() -> None:

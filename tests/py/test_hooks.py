@@ -5,7 +5,7 @@ COMMIT; `SET LOCAL cmdm.post_hooks = off` plus `CALL customer.run_post_etl_hooks
 the same outputs; the hooks refuse isolation levels other than READ COMMITTED; a failing
 step makes COMMIT fail with the step, the period and the cause, and nothing is written;
 an award or loss committed alone refreshes the snapshots of the months that see it.
-(tests/pgtap/120_hooks.sql holds the same behaviour inside one rolled-back transaction;
+(cmdm_admin/pgtap/120_hooks.sql holds the same behaviour inside one rolled-back transaction;
 here every transaction really commits.)
 """
 

@@ -4,6 +4,8 @@ the data-contract check that guards pre-existing input tables."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from dbutil import execute, query
 from typer.testing import CliRunner
@@ -79,7 +81,7 @@ def test_up_down_up_on_an_empty_database(database_url: str) -> None:
     migrate.upgrade(database_url)
     created = tables(database_url)
     assert created >= OUTPUT_TABLES | INPUT_TABLES
-    assert migrate.current_revision(database_url) == migrate.head_revision()
+    assert migrate.pending_revisions(database_url) == []
     assert query(database_url, 'SELECT count(*) FROM mapping."产品线"') == [(5,)]
 
     migrate.downgrade(database_url, "base")
@@ -95,7 +97,7 @@ def test_up_down_up_on_an_empty_database(database_url: str) -> None:
     assert (
         query(database_url, "SELECT extname FROM pg_extension WHERE extname = 'btree_gist'") == []
     )
-    assert migrate.current_revision(database_url) is None
+    assert migrate.current_heads(database_url) == ()
 
     migrate.upgrade(database_url)
     assert tables(database_url) == created
@@ -156,7 +158,7 @@ def test_missing_and_mistyped_columns_are_named(database_url: str) -> None:
     assert 'customer."当年中标"."上报月份" has type text, expected date (date)' in message
     # Nothing was created: the check runs before any DDL, in the same transaction.
     assert ("cmdm", "managed_object") not in tables(database_url)
-    assert migrate.current_revision(database_url) is None
+    assert migrate.current_heads(database_url) == ()
 
 
 def test_contract_failure_through_the_cli_is_one_line(database_url: str) -> None:
@@ -188,18 +190,22 @@ def test_failed_upgrade_changes_nothing(database_url: str) -> None:
     result = runner.invoke(app, ["migrate", "upgrade", "--database-url", database_url])
     assert result.exit_code == 1
     assert tables(database_url) == {("mapping", "产品线")}
-    assert migrate.current_revision(database_url) is None
+    assert migrate.current_heads(database_url) == ()
 
 
 def test_cli_up_down_and_current(database_url: str) -> None:
     up = runner.invoke(app, ["migrate", "upgrade", "--database-url", database_url])
     assert up.exit_code == 0, up.output
-    head = migrate.head_revision()
-    assert f"at revision {head}" in up.output
+    heads = migrate.current_heads(database_url)
+    assert f"at {', '.join(heads)}" in up.output
     current = runner.invoke(app, ["migrate", "current", "--json", "--database-url", database_url])
-    assert f'"current": "{head}"' in current.output
+    assert json.loads(current.output) == {
+        "current": list(heads),
+        "heads": sorted(migrate.head_revisions()),
+        "pending": [],
+    }
     down = runner.invoke(app, ["migrate", "downgrade", "base", "--database-url", database_url])
-    assert down.exit_code == 0 and "at revision base" in down.output
+    assert down.exit_code == 0 and "at base" in down.output
 
 
 def test_unknown_revision_is_one_line(database_url: str) -> None:
@@ -219,11 +225,11 @@ def test_plain_alembic_uses_the_same_resolution(database_url: str) -> None:
 
     alembic = Path(sys.executable).parent / "alembic"
     run = subprocess.run(
-        [str(alembic), "-x", f"database_url={database_url}", "upgrade", "head"],
+        [str(alembic), "-x", f"database_url={database_url}", "upgrade", "heads"],
         cwd=project_dir(),
         capture_output=True,
         text=True,
     )
     assert run.returncode == 0, run.stderr
-    assert migrate.current_revision(database_url) == migrate.head_revision()
+    assert migrate.pending_revisions(database_url) == []
     assert tables(database_url) >= OUTPUT_TABLES

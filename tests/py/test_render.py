@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from cmdm_admin.cli import app
 from cmdm_admin.deploy import sql_file_name
 from cmdm_admin.loader import load_rules, load_rules_from_texts
-from cmdm_admin.project import project_dir
+from cmdm_admin.project import project_dir, sql_dir
 from cmdm_admin.render import RenderError, render_rules
 
 runner = CliRunner()
@@ -37,7 +37,7 @@ def frozen_inputs(tmp_path: Path) -> tuple[Path, Path]:
     """Private copies of rules/ and sql/: templates may be edited while the tests run."""
     rules, sql = tmp_path / "rules", tmp_path / "sql"
     shutil.copytree(project_dir() / "rules", rules)
-    shutil.copytree(project_dir() / "sql", sql)
+    shutil.copytree(sql_dir(), sql)
     return rules, sql
 
 

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from cmdm_admin import verify as verify_module
 from cmdm_admin.cli import app
+from cmdm_admin.project import pgtap_dir
 from cmdm_admin.verify import MetaCommand, SuiteResult, check_suite, parse_tap, scan_sql
 
 runner = CliRunner()
@@ -87,7 +88,7 @@ def test_shipped_suites_run_to_their_end_and_change_nothing(rules_url: str) -> N
     assert "pgtap" not in [name for name, _ in before["extensions"]]
     result = runner.invoke(app, ["verify", "--database-url", rules_url, "--json"])
     report = json.loads(result.output)
-    shipped = sorted((Path(__file__).parents[1] / "pgtap").glob("*.sql"))
+    shipped = sorted(pgtap_dir().glob("*.sql"))
     assert [Path(s["suite"]).name for s in report["suites"]] == [p.name for p in shipped]
     for suite in report["suites"]:  # whatever they assert, every suite ran its whole plan
         assert suite["problems"] == [], suite
@@ -100,7 +101,7 @@ def test_shipped_suites_pass(rules_url: str) -> None:
     result = runner.invoke(app, ["verify", "--database-url", rules_url])
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
-    shipped = list((Path(__file__).parents[1] / "pgtap").glob("*.sql"))
+    shipped = list(pgtap_dir().glob("*.sql"))
     assert len([ln for ln in lines if ln.startswith("ok ")]) == len(shipped)
     assert lines[-1].startswith(f"{len(shipped)} suites, ")
     assert "tests passed; everything rolled back" in lines[-1]

@@ -20,7 +20,7 @@ from cmdm_admin.errors import InputContractError
 
 revision = "0001_base_schema"
 down_revision = None
-branch_labels = None
+branch_labels = ("cmdm",)
 depends_on = None
 
 # --------------------------------------------------------------------------------------

@@ -49,7 +49,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0010_lean_indexes"
-down_revision = "0009_rules_63806df56957"
+down_revision = "0008_annual_status"
 branch_labels = None
 depends_on = None
 

@@ -34,7 +34,7 @@ from alembic import op
 from sqlalchemy import text
 
 revision = "0008_annual_status"
-down_revision = "0007_rules_35d0d39506b2"
+down_revision = "0006_contract_key"
 branch_labels = None
 depends_on = None
 

@@ -48,6 +48,12 @@ def run_migrations_online() -> None:
             transaction_per_migration=False,
         )
         with context.begin_transaction():
+            # A migration queued behind a long ETL transaction would stall every query on
+            # the table queued behind it: give up after the project's lock_timeout instead.
+            connection.execute(
+                text("SELECT set_config('lock_timeout', :timeout, true)"),
+                {"timeout": config.attributes.get("lock_timeout", "5s")},
+            )
             # Two deploys at once would interleave DDL; the second waits for the first.
             connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('cmdm:migrate'))"))
             context.run_migrations()
