@@ -24,7 +24,8 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class CmdmGroup(TyperGroup):
-    """Turns a CmdmError raised anywhere below into one line and exit code 1."""
+    """Turns a CmdmError, or a database error nobody below caught, into one line and exit
+    code 1."""
 
     def invoke(self, ctx: typer.Context) -> Any:
         try:
@@ -32,10 +33,75 @@ class CmdmGroup(TyperGroup):
         except CmdmError as exc:
             if _debug_enabled(ctx):
                 raise
-            # One line: what is wrong, then how to fix it.
-            hint = f"[dim]; {escape(exc.hint)}[/]" if exc.hint else ""
-            err_console.print(f"[bold red]Error:[/] {escape(exc.message)}{hint}", soft_wrap=True)
-            raise typer.Exit(1) from None
+            _fail(exc)
+        except Exception as exc:
+            failure = _database_failure(ctx, exc)
+            if failure is None or _debug_enabled(ctx):
+                raise
+            _fail(failure)
+
+
+def _fail(exc: CmdmError) -> NoReturn:
+    # One line: what is wrong, then how to fix it.
+    hint = f"[dim]; {escape(exc.hint)}[/]" if exc.hint else ""
+    err_console.print(f"[bold red]Error:[/] {escape(exc.message)}{hint}", soft_wrap=True)
+    raise typer.Exit(1) from None
+
+
+#: Commands that only read, which a login in cmdm_etl may run as well as the administrator
+#: (docs/security.md, "What each role may run"). The others change the database.
+READ_ONLY_COMMANDS = frozenset(
+    {
+        "cmdm status",
+        "cmdm overview",
+        "cmdm summary",
+        "cmdm explain",
+        "cmdm report",
+        "cmdm hooks list",
+        "cmdm hooks runs",
+        "cmdm migrate current",
+        "cmdm deploy-rules",  # --plan and --check only read; a deploy needs the administrator
+        "cmdm validate-rules",
+    }
+)
+
+
+def _database_failure(ctx: typer.Context, exc: Exception) -> CmdmError | None:
+    """A database error that escaped the command, as one line naming the command; None for
+    anything else (a bug: its traceback is worth seeing)."""
+    import psycopg
+    from sqlalchemy.exc import DBAPIError
+
+    from cmdm_admin.db import first_line
+
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    if not isinstance(cause, psycopg.Error):
+        return None
+    # The root's own name varies (cmdm, python -m …, a test runner): name it cmdm.
+    words = ["cmdm", *ctx.command_path.split()[1:], ctx.invoked_subcommand or ""]
+    command = " ".join(words).strip()
+    if getattr(cause, "sqlstate", None) == "42501":
+        if command in READ_ONLY_COMMANDS:
+            needs = (
+                "it reads cmdm's tables: connect as a login in cmdm_etl or as the "
+                "administrator that migrates (cmdm_reader reads only the output tables, "
+                "with SQL)"
+            )
+        else:
+            needs = (
+                "run it as the administrator that migrates: it runs cmdm's routines or "
+                "writes cmdm's tables"
+            )
+        return CmdmError(
+            f"`{command}` was refused by the database: {first_line(cause)}",
+            hint=f"{needs}; see docs/security.md, 'What each role may run'",
+        )
+    return CmdmError(
+        f"`{command}` failed in the database: {first_line(cause)}"
+        + (f" (SQLSTATE {cause.sqlstate})" if getattr(cause, "sqlstate", None) else ""),
+        hint="`cmdm migrate current` shows whether the database is migrated; "
+        "--debug shows the traceback",
+    )
 
 
 def _debug_enabled(ctx: typer.Context) -> bool:

@@ -602,7 +602,21 @@ def load_demo(
 def write_csv(spec: DemoSpec, folder: Path) -> list[Path]:
     """Write customers, then facts, awards and losses per month, as CSV files with a
     header row; returns the files written."""
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.exists() and not folder.is_dir():
+        raise CmdmError(
+            f"{folder} is a file, not a folder", hint="pass --out a new or existing folder"
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return _write_csv_files(spec, folder)
+    except OSError as exc:
+        raise CmdmError(
+            f"cannot write the CSV files into {folder}: {exc.strerror or exc}",
+            hint="pass --out a folder you can write to",
+        ) from exc
+
+
+def _write_csv_files(spec: DemoSpec, folder: Path) -> list[Path]:
 
     def write(name: str, header: Sequence[str], rows: Iterable[Sequence[object]]) -> Path:
         path = folder / name

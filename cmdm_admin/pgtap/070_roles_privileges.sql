@@ -5,7 +5,7 @@
 BEGIN;
 SET LOCAL search_path = public, pg_catalog;
 SET LOCAL lc_messages = 'C';  -- the error texts below are matched in English
-SELECT plan(104);
+SELECT plan(106);
 
 -- ======================================================= roles and ownership
 SELECT has_role('cmdm_owner', 'role cmdm_owner exists');
@@ -73,8 +73,11 @@ SELECT table_privs_are('cmdm', 'hook_run', 'cmdm_etl', ARRAY['SELECT'], 'cmdm_et
 SELECT table_privs_are('cmdm', 'rejected_fact', 'cmdm_etl', ARRAY['SELECT'], 'cmdm_etl: SELECT only on cmdm.rejected_fact');
 SELECT table_privs_are('cmdm', 'hook_domain', 'cmdm_etl', ARRAY['SELECT'], 'cmdm_etl: SELECT only on cmdm.hook_domain');
 SELECT table_privs_are('cmdm', 'post_etl_hook', 'cmdm_etl', ARRAY['SELECT'], 'cmdm_etl: SELECT only on cmdm.post_etl_hook');
-SELECT table_privs_are('cmdm', 'rule_deployment', 'cmdm_etl', ARRAY[]::name[], 'cmdm_etl: nothing on cmdm.rule_deployment');
-SELECT table_privs_are('cmdm', 'managed_object', 'cmdm_etl', ARRAY[]::name[], 'cmdm_etl: nothing on cmdm.managed_object');
+-- The monitoring commands (cmdm status, explain, report, …) read which rules are deployed.
+SELECT table_privs_are('cmdm', 'rule_deployment', 'cmdm_etl', ARRAY['SELECT'], 'cmdm_etl: SELECT on cmdm.rule_deployment');
+SELECT table_privs_are('cmdm', 'managed_object', 'cmdm_etl', ARRAY['SELECT'], 'cmdm_etl: SELECT on cmdm.managed_object');
+SELECT table_privs_are('public', 'cmdm_alembic_version', 'cmdm_etl', ARRAY['SELECT'], 'cmdm_etl: SELECT on the migration version');
+SELECT table_privs_are('public', 'cmdm_alembic_version', 'cmdm_reader', ARRAY[]::name[], 'cmdm_reader: nothing on the migration version');
 
 -- ======================================================= table privileges: PUBLIC
 SELECT table_privs_are('customer', 'customer_plan_contract', 'public', ARRAY[]::name[], 'PUBLIC: nothing on customer_plan_contract');
@@ -239,13 +242,13 @@ SELECT throws_ok(
     '42501', 'permission denied for table hook_domain',
     'cmdm_etl cannot switch hook domains directly');
 SELECT throws_ok(
-    $$SELECT * FROM cmdm.rule_deployment$$,
+    $$UPDATE cmdm.rule_deployment SET deployed_by = 'me'$$,
     '42501', 'permission denied for table rule_deployment',
-    'cmdm_etl cannot read cmdm.rule_deployment');
+    'cmdm_etl cannot change cmdm.rule_deployment');
 SELECT throws_ok(
-    $$SELECT * FROM cmdm.managed_object$$,
+    $$DELETE FROM cmdm.managed_object$$,
     '42501', 'permission denied for table managed_object',
-    'cmdm_etl cannot read cmdm.managed_object');
+    'cmdm_etl cannot change cmdm.managed_object');
 SELECT throws_ok(
     $$CREATE TABLE cmdm.pgtap_shadow (x integer)$$,
     '42501', 'permission denied for schema cmdm',

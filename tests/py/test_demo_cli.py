@@ -55,3 +55,18 @@ def test_bad_start_month_is_one_line() -> None:
     result = runner.invoke(app, ["demo", "generate", "--out", "/tmp/x", "--start", "2025-13"])
     assert result.exit_code == 1
     assert result.output.startswith("Error: '2025-13' is not a month; use 2026-01, 202601")
+
+
+def test_generate_onto_a_file_or_an_unwritable_path_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "taken.csv").write_text("mine")
+    below_a_file = tmp_path / "taken.csv" / "demo"
+    for out, expected in (
+        (tmp_path / "taken.csv", f"Error: {tmp_path / 'taken.csv'} is a file, not a folder"),
+        (below_a_file, f"Error: cannot write the CSV files into {below_a_file}: "),
+    ):
+        result = runner.invoke(app, ["demo", "generate", "--out", str(out), "--months", "1"])
+        assert result.exit_code == 1, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(expected), result.output
+    assert (tmp_path / "taken.csv").read_text() == "mine"

@@ -19,6 +19,7 @@ with what they own, at teardown.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import secrets
 import uuid
 from collections.abc import Iterator, Sequence
@@ -666,3 +667,92 @@ def test_an_etl_owning_its_input_table_does_not_run_code_as_cmdm_owner(
         with contextlib.suppress(psycopg.Error):
             load(conn)
         assert not _can_write_contracts(rules_url, logins.etl)
+
+
+# --- the command line as these roles (docs/security.md, "What each role may run") --------
+
+READ_COMMANDS = (
+    ("overview",),
+    ("summary",),
+    ("hooks", "list"),
+    ("hooks", "runs"),
+    ("explain", "--company", "{company}", "--month", "2025-01"),
+    ("report", "--month", "2025-01", "--out", "{out}"),
+    ("status",),
+    ("migrate", "current"),
+)
+ADMIN_COMMANDS = (
+    ("check",),
+    ("rebuild", "--from", "2024-11", "--to", "2024-12", "--dry-run"),
+    ("backfill", "--from", "2024-11", "--to", "2024-11"),
+    ("run-hooks", "--period", "2024-11"),
+    ("hooks", "disable", "annuity_performance"),
+)
+
+
+def login_url(url: str, login: Login) -> str:
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    netloc = f"{quote(login.name)}:{quote(login.password)}@{parts.hostname}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc, query=""))
+
+
+def run_cli(args: Sequence[str], url: str, **values: str):
+    from typer.testing import CliRunner
+
+    from cmdm_admin.cli import app
+
+    filled = [a.format(**values) for a in args]
+    return CliRunner().invoke(app, [*filled, "--database-url", url])
+
+
+def one_error_line(result) -> str:
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    return lines[0]
+
+
+@pytest.fixture
+def loaded_logins(rules_url: str, logins: Logins) -> tuple[str, Logins, str]:
+    with psycopg.connect(rules_url) as conn:
+        from cmdm_admin.demo import load_demo
+
+        load_demo(conn, SPEC)
+        (company,) = conn.execute(
+            "SELECT company_id FROM customer.customer_plan_contract ORDER BY 1 LIMIT 1"
+        ).fetchone()
+    return rules_url, logins, company
+
+
+def test_an_etl_login_runs_the_reading_commands_and_is_told_off_the_others(
+    loaded_logins: tuple[str, Logins, str], tmp_path
+) -> None:
+    url, logins, company = loaded_logins
+    etl = login_url(url, logins.etl)
+    for args in READ_COMMANDS:
+        result = run_cli(args, etl, company=company, out=str(tmp_path / "r.html"))
+        assert result.exit_code == 0, (args, result.output)
+    check = run_cli(("deploy-rules", "--check"), etl)
+    assert "refused" not in check.output and "Traceback" not in check.output, check.output
+    for args in ADMIN_COMMANDS:
+        line = one_error_line(run_cli(args, etl))
+        assert "permission denied" in line, (args, line)
+
+
+def test_a_reader_login_gets_one_line_for_every_command(
+    loaded_logins: tuple[str, Logins, str], tmp_path
+) -> None:
+    url, logins, company = loaded_logins
+    reader = login_url(url, logins.reader)
+    for args in (*READ_COMMANDS, ("deploy-rules", "--check"), *ADMIN_COMMANDS):
+        line = one_error_line(run_cli(args, reader, company=company, out=str(tmp_path / "r.html")))
+        assert "permission denied" in line, (args, line)
+        if args[0] not in ("run-hooks", "hooks") or args in READ_COMMANDS:
+            words = itertools.takewhile(lambda a: not a.startswith("-"), args)
+            assert f"`cmdm {' '.join(words)}` was refused" in line
+            assert "What each role may run" in line
+            expected = "a login in cmdm_etl" if args in READ_COMMANDS else "the administrator"
+            assert expected in line, line

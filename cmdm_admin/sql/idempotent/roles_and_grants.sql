@@ -100,6 +100,18 @@ BEGIN
 END
 $backfill$;
 
+-- What the ETL's and operators' monitoring commands read (cmdm status, explain, report,
+-- check, migrate current, deploy-rules --check; docs/security.md, "What each role may
+-- run"): which rules are deployed, what cmdm created, and the migration version.
+GRANT SELECT ON cmdm.rule_deployment, cmdm.managed_object TO cmdm_etl;
+DO $version$
+BEGIN
+    IF pg_catalog.to_regclass('public.cmdm_alembic_version') IS NOT NULL THEN
+        GRANT SELECT ON public.cmdm_alembic_version TO cmdm_etl;
+    END IF;
+END
+$version$;
+
 -- The generated functions keep per-call scratch tables in pg_temp (dropped at commit), so
 -- the role they run as needs TEMPORARY on this database, whatever PUBLIC has.
 DO $temporary$
