@@ -31,6 +31,10 @@ class MigrationError(CmdmError):
     """A migration failed; the database is left as it was before it."""
 
 
+class LockTimeoutError(MigrationError):
+    """A migration gave up waiting for a lock (lock_timeout) and was rolled back."""
+
+
 class InputContractError(MigrationError):
     """An ETL-owned input table lacks a column the rules need, or has an incompatible type."""
 

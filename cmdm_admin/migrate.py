@@ -27,7 +27,8 @@ from sqlalchemy import create_engine, pool
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from cmdm_admin.db import first_line, mask_url, sqlalchemy_url
-from cmdm_admin.errors import CmdmError, DatabaseError, MigrationError
+from cmdm_admin.errors import CmdmError, DatabaseError, LockTimeoutError, MigrationError
+from cmdm_admin.locks import LockWait, is_lock_timeout
 from cmdm_admin.project import SETTINGS, current_project, find_project_root, schema_migrations_dir
 
 # Not in schema cmdm: `downgrade base` drops that schema, and Alembic writes the version
@@ -156,18 +157,48 @@ def pending_revisions(database_url: str, migrations_dir: Path | str | None = Non
 
 
 def _run(database_url: str, action, what: str, migrations_dir: Path | str | None = None) -> None:
+    config = alembic_config(database_url, migrations_dir)
     try:
-        action(alembic_config(database_url, migrations_dir))
-    except CmdmError:
+        action(config)
+    except Exception as exc:
+        # First: a lock timeout arrives wrapped in whatever the failing step raises (the
+        # grants script's MigrationError, a revision's, SQLAlchemy's OperationalError).
+        if is_lock_timeout(exc):
+            raise lock_timeout_error(what, config) from exc
+        if isinstance(exc, CmdmError):
+            raise
+        if isinstance(exc, CommandError):
+            raise MigrationError(f"{what} failed: {exc}") from exc
+        if isinstance(exc, OperationalError):
+            raise DatabaseError(
+                f"cannot connect to {mask_url(database_url)}: {first_line(exc.orig or exc)}",
+                hint="check the URL and that the server runs",
+            ) from exc
+        if isinstance(exc, DBAPIError):
+            raise MigrationError(
+                f"{what} failed, nothing was changed: {first_line(exc.orig or exc)}"
+            ) from exc
         raise
-    except CommandError as exc:
-        raise MigrationError(f"{what} failed: {exc}") from exc
-    except OperationalError as exc:
-        raise DatabaseError(
-            f"cannot connect to {mask_url(database_url)}: {first_line(exc.orig or exc)}",
-            hint="check the URL and that the server runs",
-        ) from exc
-    except DBAPIError as exc:
-        raise MigrationError(
-            f"{what} failed, nothing was changed: {first_line(exc.orig or exc)}"
-        ) from exc
+
+
+def lock_timeout_error(what: str, config: Config) -> LockTimeoutError:
+    """One line saying what the migration waited for and who held it (the latest sighting
+    of env.py's LockWatch), and what to do."""
+    timeout = config.attributes.get("lock_timeout") or SETTINGS["lock_timeout"]
+    watch = config.attributes.get("lock_watch")
+    wait: LockWait | None = getattr(watch, "latest", None)
+    waited = wait.describe() if wait else "a lock another session holds"
+    if wait is not None and wait.locktype == "advisory":
+        then = "run it again when the other one has finished"
+    elif wait is not None and wait.blockers:
+        then = f"run it again when the transaction of pid {wait.blockers[0].pid} has ended"
+    else:
+        then = (
+            "find the session holding the lock (pg_locks, pg_stat_activity) and run it again "
+            "when its transaction has ended"
+        )
+    return LockTimeoutError(
+        f"{what} failed, nothing was changed: gave up after waiting {timeout} (lock_timeout) "
+        f"for {waited}",
+        hint=f"{then}, or raise lock_timeout (cmdm.toml, or ${LOCK_TIMEOUT_ENV})",
+    )

@@ -339,11 +339,13 @@ Previous rules revision: ${previous}
 Columns added:${added}
 
 upgrade:   add COLUMNS_ADDED (boolean NOT NULL DEFAULT false); drop the triggers and
-           routines of PREVIOUS_OBJECTS that OBJECTS no longer create; run OBJECTS' SQL;
-           register them in cmdm.managed_object; record the deploy in cmdm.rule_deployment
-           with the sha256 of each routine's pg_get_functiondef().
+           routines of PREVIOUS_OBJECTS that OBJECTS no longer create; run OBJECTS' SQL,
+           leaving out each trigger statement whose trigger is in place unchanged (no lock
+           on its table); register them in cmdm.managed_object; record the deploy in
+           cmdm.rule_deployment with the sha256 of each routine's pg_get_functiondef().
 downgrade: drop what OBJECTS created that PREVIOUS_OBJECTS do not; run PREVIOUS_OBJECTS'
-           SQL again; drop COLUMNS_ADDED (and their data); delete the deploy's record.
+           SQL again (the same way); drop COLUMNS_ADDED (and their data); delete the
+           deploy's record.
 
 Revision ID: ${revision}
 Revises: ${down_revision}
@@ -356,6 +358,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import psycopg
 from alembic import op
@@ -510,11 +513,12 @@ def _create(objects: list[dict], created_by: str | None, hint: str) -> None:
 
 
 def _create_or_replace(obj: dict) -> None:
-    """CREATE OR REPLACE cannot change a routine's result type or parameter names (42P13):
-    then the routine and its triggers are dropped and the SQL runs again."""
+    """Run the object's SQL without the triggers already in place (_without_unchanged_triggers).
+    CREATE OR REPLACE cannot change a routine's result type or parameter names (42P13):
+    then the routine and its triggers are dropped and the whole SQL runs again."""
     savepoint = op.get_bind().begin_nested()
     try:
-        _execute(obj["sql"])
+        _execute(_without_unchanged_triggers(obj["sql"]))
     except psycopg.errors.InvalidFunctionDefinition:
         savepoint.rollback()
     else:
@@ -526,21 +530,76 @@ def _create_or_replace(obj: dict) -> None:
     _execute(obj["sql"])
 
 
-def _function_defs(objects: list[dict]) -> dict[str, str]:
-    """identity -> sha256 of pg_get_functiondef(oid), read with search_path = pg_catalog so
-    the text does not depend on the session (as `cmdm deploy-rules --check` reads it)."""
+#: A trigger statement of the frozen SQL: CREATE [OR REPLACE] [CONSTRAINT] TRIGGER at the
+#: start of a line up to the semicolon that ends a line, with the DROP TRIGGER IF EXISTS
+#: right before it that older templates wrote (and constraint triggers still need: they
+#: cannot be replaced).
+_TRIGGER_STATEMENT = re.compile(
+    r"^(?:DROP TRIGGER IF EXISTS \\S+ ON \\S+;\\n)?"
+    r"(CREATE (?:OR REPLACE )?(?:CONSTRAINT )?TRIGGER (\\S+)\\n.*?;)$$",
+    re.MULTILINE | re.DOTALL,
+)
+
+
+def _without_unchanged_triggers(sql: str) -> str:
+    """`sql` without each trigger statement whose trigger exists, enabled, with the very
+    definition the statement gives (pg_get_triggerdef). Creating a trigger locks its table
+    (CREATE OR REPLACE TRIGGER: SHARE ROW EXCLUSIVE, DROP TRIGGER: ACCESS EXCLUSIVE), which
+    queues the deploy behind the ETL's open transaction on the facts table; a deploy that
+    keeps the triggers as they are leaves their tables alone."""
+    statements = list(_TRIGGER_STATEMENT.finditer(sql))
+    if not statements:
+        return sql
+    in_place = _trigger_definitions(sorted({_unquoted(m.group(2)) for m in statements}))
+    return _TRIGGER_STATEMENT.sub(
+        lambda m: "" if _one_line(m.group(1)) in in_place else m.group(0), sql
+    )
+
+
+def _one_line(statement: str) -> str:
+    """A CREATE TRIGGER statement as pg_get_triggerdef prints it: without OR REPLACE and
+    the semicolon, blanks collapsed."""
+    statement = statement.rstrip(";").replace("CREATE OR REPLACE TRIGGER", "CREATE TRIGGER", 1)
+    return " ".join(statement.split())
+
+
+def _unquoted(name: str) -> str:
+    """A trigger name as written in SQL, as pg_trigger stores it."""
+    if name.startswith('"'):
+        return name[1:-1].replace('""', '"')
+    return name.lower()
+
+
+def _trigger_definitions(names: list[str]) -> set[str]:
+    """pg_get_triggerdef of the enabled triggers with these names, blanks collapsed."""
+    rows = _catalog_rows(
+        "SELECT pg_get_triggerdef(t.oid) FROM pg_trigger t "
+        "WHERE t.tgname = ANY (CAST(:names AS text[])) AND t.tgenabled = 'O' "
+        "AND NOT t.tgisinternal",
+        {"names": names},
+    )
+    return {" ".join(definition.split()) for (definition,) in rows}
+
+
+def _catalog_rows(query: str, params: dict) -> list:
+    """The rows of `query`, read with search_path = pg_catalog so that the definitions it
+    prints do not depend on the session (as `cmdm deploy-rules --check` reads them)."""
     bind = op.get_bind()
     saved = bind.execute(text("SELECT current_setting('search_path')")).scalar_one()
     bind.execute(text("SELECT set_config('search_path', 'pg_catalog', true)"))
-    rows = bind.execute(
-        text(
-            "SELECT i.identity, encode(sha256(convert_to("
-            "pg_get_functiondef(to_regprocedure(i.identity)), 'UTF8')), 'hex') "
-            "FROM unnest(CAST(:identities AS text[])) AS i (identity)"
-        ),
-        {"identities": [obj["identity"] for obj in objects]},
-    ).all()
+    rows = bind.execute(text(query), params).all()
     bind.execute(text("SELECT set_config('search_path', :saved, true)"), {"saved": saved})
+    return rows
+
+
+def _function_defs(objects: list[dict]) -> dict[str, str]:
+    """identity -> sha256 of pg_get_functiondef(oid) (see _catalog_rows)."""
+    rows = _catalog_rows(
+        "SELECT i.identity, encode(sha256(convert_to("
+        "pg_get_functiondef(to_regprocedure(i.identity)), 'UTF8')), 'hex') "
+        "FROM unnest(CAST(:identities AS text[])) AS i (identity)",
+        {"identities": [obj["identity"] for obj in objects]},
+    )
     missing = [identity for identity, digest in rows if digest is None]
     if missing:
         raise MigrationError(

@@ -1,5 +1,22 @@
 """`cmdm verify`: run the shipped pgTAP suites against any database and leave it unchanged.
 
+Two kinds of suites, named by the suite's first line (`SUITE_MARKER`):
+
+- `-- cmdm-verify: read-only`: it reads the catalog and tables and creates nothing but
+  temporary objects, so it takes at most ACCESS SHARE on the ETL's tables and cmdm's:
+  safe on a live database while the ETL loads. `cmdm verify` runs these.
+- `-- cmdm-verify: scratch` (and any suite without the line): it writes test rows, ALTERs
+  or TRUNCATEs inside its transaction; rolled back, but holding ROW EXCLUSIVE or ACCESS
+  EXCLUSIVE locks on the ETL's tables while it runs. `cmdm verify --scratch` adds these,
+  and refuses to on a database that holds facts or outputs (`tables_with_rows`): a scratch
+  database is one without.
+
+A read-only suite is refused before anything runs when one of its own top-level statements
+writes (`check_read_only`); what a function it calls does is not seen there, which is why
+the shipped ones are also checked against pg_locks (tests/py/test_verify.py). Every session
+runs with the project's lock_timeout (as migrations do), so a suite queued behind a lock
+fails instead of waiting.
+
 Each suite runs in its own psql session, invoked the way pg_prove's pgTAP source handler
 invokes it (`--no-psqlrc --no-align --quiet --tuples-only`, ON_ERROR_STOP), so its standard
 output is the suite's raw TAP stream, which this module parses itself: per suite the plan,
@@ -55,14 +72,28 @@ PSQL_OPTIONS = (
     "--set=ON_ERROR_STOP=1",
     "--set=AUTOCOMMIT=off",
 )
-#: How long a suite waits for a lock before it fails, so that a verification run queues
-#: neither behind nor (worse) in front of production work for long.
-LOCK_TIMEOUT = "10s"
 APPLICATION_NAME = "cmdm verify"
 EXTENSION = "pgtap"
 #: Where Debian puts psql when no psql is on PATH.
 DEBIAN_PSQL = Path("/usr/lib/postgresql/15/bin/psql")
 SUITE_GLOB = "*.sql"
+#: The first line of a suite says which kind it is (module doc); without it, scratch.
+SUITE_MARKER = re.compile(r"--\s*cmdm-verify:\s*(read-only|scratch)\s*")
+READ_ONLY, SCRATCH = "read-only", "scratch"
+#: Tables whose rows make a database one that is not scratch: the ETL's inputs (not
+#: mapping."产品线", which migrations seed) and cmdm's outputs; to these `tables_with_rows`
+#: adds every table carrying cmdm's post-ETL hook triggers (the deployed rules' facts and
+#: events tables, whatever their names).
+DATA_TABLES = (
+    'business."规模明细"',
+    'customer."当年中标"',
+    'customer."当年流失"',
+    'customer."年金客户"',
+    "customer.customer_plan_contract",
+    "customer.fct_customer_business_monthly_status",
+    "customer.fct_customer_plan_monthly_status",
+)
+HOOK_TRIGGER_PREFIX = "_200_post_etl_hooks_"
 
 #: What psql prints to stderr that is expected here and not worth showing: the suite's own
 #: BEGIN inside ours, our ROLLBACK after the suite's, and the notice that pgtap is there.
@@ -105,6 +136,17 @@ def find_suites(spec: str | Path | None = None) -> list[Path]:
             hint="pass --suites a folder, a .sql file or a glob such as 'cmdm_admin/pgtap/0*.sql'",
         )
     return found
+
+
+def suite_kind(path: Path) -> str:
+    """READ_ONLY or SCRATCH, as the suite's first line says (SCRATCH without the line)."""
+    try:
+        with path.open(encoding="utf-8") as suite:
+            first = suite.readline()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise VerifyError(f"cannot read suite {display_path(path)}: {exc}") from exc
+    m = SUITE_MARKER.fullmatch(first.rstrip("\r\n"))
+    return m.group(1) if m else SCRATCH
 
 
 def display_path(path: Path) -> str:
@@ -186,7 +228,7 @@ def scan_sql(text: str) -> list[Statement | MetaCommand]:
     def finish() -> None:
         nonlocal words, start, paren, begin_depth, copy_from_stdin
         if start is not None:
-            items.append(Statement(line_of(start), tuple(words[:4])))
+            items.append(Statement(line_of(start), tuple(words[:6])))
         words, start, paren, begin_depth, copy_from_stdin = [], None, 0, 0, False
 
     def in_routine_header() -> bool:
@@ -373,6 +415,59 @@ def check_suite(path: Path) -> None:
         )
 
 
+#: First words of statements that write (or lock beyond ACCESS SHARE) a table that is not
+#: temporary; refused in a read-only suite. CREATE is allowed for temporary objects and
+#: extensions only (`_creates_only_temporary`).
+_WRITING = frozenset(
+    {
+        "INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE", "ALTER", "DROP", "LOCK", "COPY",
+        "CALL", "DO", "GRANT", "REVOKE", "COMMENT", "SECURITY", "REFRESH", "VACUUM",
+        "ANALYZE", "CLUSTER", "REINDEX", "REASSIGN", "IMPORT",
+    }
+)  # fmt: skip
+_TEMPORARY = frozenset({"TEMP", "TEMPORARY", "LOCAL", "EXTENSION"})
+
+
+def _creates_only_temporary(words: tuple[str, ...]) -> bool:
+    """CREATE [OR REPLACE] TEMP …, CREATE EXTENSION …, or CREATE … pg_temp.name."""
+    rest = words[1:]
+    if rest[:2] == ("OR", "REPLACE"):
+        rest = rest[2:]
+    return bool(rest) and (rest[0] in _TEMPORARY or rest[1:2] == ("PG_TEMP",))
+
+
+def _writing_verb(words: tuple[str, ...]) -> str | None:
+    """The statement's command when it writes (CREATE, INSERT, ...), else None."""
+    if words[:1] == ("PREPARE",) and words[2:3] == ("AS",):
+        words = words[3:]  # PREPARE name AS <statement>
+    if not words:
+        return None
+    if words[0] == "CREATE":
+        return None if _creates_only_temporary(words) else "CREATE"
+    return words[0] if words[0] in _WRITING else None
+
+
+def check_read_only(path: Path) -> None:
+    """Refuse a suite marked read-only whose own top-level statements write.
+
+    Only the suite's own statements are seen: a function it calls, or a statement it passes
+    to lives_ok() as a string, may still write; the shipped suites are checked for that
+    against pg_locks by the tests."""
+    text = path.read_text(encoding="utf-8")
+    problems = [
+        f"{display_path(path)}:{item.line}: {verb} writes"
+        for item in scan_sql(text)
+        if isinstance(item, Statement) and (verb := _writing_verb(item.words))
+    ]
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise VerifyError(
+            f"refusing to run {problems[0]}{more}, in a suite marked `-- cmdm-verify: read-only`",
+            hint="a read-only suite only reads (temporary objects aside): move what writes "
+            "into a scratch suite, which `cmdm verify --scratch` runs on a database without facts",
+        )
+
+
 # -- prerequisites -----------------------------------------------------------------------
 
 
@@ -400,47 +495,111 @@ class Target:
     pgtap_installed: bool
 
 
-def psql_target(url: str) -> Target:
-    """Check that the database answers and that pgtap is there or may be created, and say
-    how psql connects to it. Nothing is changed: the probe is rolled back."""
+def psql_target(url: str, lock_timeout: str, *, scratch: bool = False) -> Target:
+    """Check that the database answers, that pgtap is there or may be created and, for a
+    scratch run, that the database holds no data; say how psql connects to it. Nothing is
+    changed: the probe is rolled back."""
     libpq_url = url.replace("postgresql+psycopg://", "postgresql://", 1)
-    conn = connect(libpq_url)
+    conn = connect(libpq_url, application_name=APPLICATION_NAME)
     try:
-        installed, available, major, user = conn.execute(
-            """SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = %(name)s),
-                      EXISTS (SELECT FROM pg_catalog.pg_available_extensions
-                               WHERE name = %(name)s),
-                      current_setting('server_version_num')::int / 10000,
-                      current_user""",
-            {"name": EXTENSION},
-        ).fetchone()
-        if not installed and not available:
+        try:
+            conn.execute("SELECT set_config('lock_timeout', %s, false)", (lock_timeout,))
+        except psycopg.Error as exc:
             raise VerifyError(
-                f"the {EXTENSION} extension is not available on the server of {mask_url(url)}",
-                hint=f"install Debian's postgresql-{major}-pgtap on the database server",
-            )
-        if not installed:
-            try:
-                conn.execute(sql.SQL("CREATE EXTENSION {}").format(sql.Identifier(EXTENSION)))
-            except psycopg.Error as exc:
-                raise VerifyError(
-                    f"role {user} cannot create the {EXTENSION} extension in {mask_url(url)}: "
-                    f"{first_line(exc)}",
-                    hint="connect as a role allowed to CREATE EXTENSION pgtap (it is rolled "
-                    "back afterwards), or have pgtap installed beforehand",
-                ) from exc
-            finally:
-                conn.rollback()
+                f"lock_timeout {lock_timeout!r} is refused: {first_line(exc)}",
+                hint="set it in cmdm.toml or $CMDM_LOCK_TIMEOUT as PostgreSQL writes it, "
+                "e.g. 5s or 500ms",
+            ) from exc
+        conn.rollback()
+        if scratch:
+            refuse_if_holds_data(conn, url)
+        installed = pgtap_is_ready(conn, url)
     finally:
         conn.close()
     params = {k: v for k, v in conninfo_to_dict(libpq_url).items() if v is not None}
-    options = f"{os.environ.get('PGOPTIONS', '')} -c lock_timeout={LOCK_TIMEOUT}".strip()
+    setting = lock_timeout.replace("\\", "\\\\").replace(" ", "\\ ")  # PGOPTIONS escapes
+    options = f"{os.environ.get('PGOPTIONS', '')} -c lock_timeout={setting}".strip()
     env = {"PGAPPNAME": APPLICATION_NAME, "PGOPTIONS": options}
     password = params.pop("password", None)
     if password:
         env["PGPASSWORD"] = str(password)
     params.setdefault("connect_timeout", "10")
     return Target(make_conninfo(**params), env, installed)
+
+
+def pgtap_is_ready(conn: psycopg.Connection, url: str) -> bool:
+    """Whether pgtap is installed; when it is not, check that it may be created (in a
+    transaction rolled back at once), else say why not."""
+    installed, available, major, user = conn.execute(
+        """SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = %(name)s),
+                  EXISTS (SELECT FROM pg_catalog.pg_available_extensions
+                           WHERE name = %(name)s),
+                  current_setting('server_version_num')::int / 10000,
+                  current_user""",
+        {"name": EXTENSION},
+    ).fetchone()
+    if not installed and not available:
+        raise VerifyError(
+            f"the {EXTENSION} extension is not available on the server of {mask_url(url)}",
+            hint=f"install Debian's postgresql-{major}-pgtap on the database server",
+        )
+    if not installed:
+        try:
+            conn.execute(sql.SQL("CREATE EXTENSION {}").format(sql.Identifier(EXTENSION)))
+        except psycopg.Error as exc:
+            raise VerifyError(
+                f"role {user} cannot create the {EXTENSION} extension in {mask_url(url)}: "
+                f"{first_line(exc)}",
+                hint="connect as a role allowed to CREATE EXTENSION pgtap (it is rolled "
+                "back afterwards), or have pgtap installed beforehand",
+            ) from exc
+        finally:
+            conn.rollback()
+    return installed
+
+
+def tables_with_rows(conn: psycopg.Connection) -> list[str]:
+    """Which of DATA_TABLES, and of the tables carrying cmdm's post-ETL hook triggers, hold
+    a row: one `EXISTS` each, which reads at most one row under ACCESS SHARE."""
+    tables = conn.execute(
+        """SELECT n.nspname, c.relname, pg_catalog.format('%%I.%%I', n.nspname, c.relname)
+             FROM pg_catalog.pg_class c
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.oid IN (SELECT pg_catalog.to_regclass(t) FROM unnest(%(tables)s::text[]) t
+                            UNION
+                            SELECT g.tgrelid FROM pg_catalog.pg_trigger g
+                             WHERE starts_with(g.tgname, %(prefix)s))
+            ORDER BY 1, 2""",
+        {"tables": list(DATA_TABLES), "prefix": HOOK_TRIGGER_PREFIX},
+    ).fetchall()
+    found = []
+    for schema, table, name in tables:
+        query = sql.SQL("SELECT EXISTS (SELECT FROM {})").format(sql.Identifier(schema, table))
+        if conn.execute(query).fetchone()[0]:
+            found.append(name)
+    return found
+
+
+def refuse_if_holds_data(conn: psycopg.Connection, url: str) -> None:
+    """Refuse a scratch run on a database with facts or outputs: the scratch suites write
+    test rows into the ETL's tables and lock them until they roll back."""
+    try:
+        found = tables_with_rows(conn)
+    except psycopg.Error as exc:
+        raise VerifyError(
+            f"cannot tell whether {mask_url(url)} holds data: {first_line(exc)}",
+            hint="--scratch needs a role that reads the ETL's tables and cmdm's",
+        ) from exc
+    finally:
+        conn.rollback()
+    if found:
+        more = f" and {len(found) - 2} more" if len(found) > 2 else ""
+        raise VerifyError(
+            f"refusing --scratch: {mask_url(url)} holds data ({', '.join(found[:2])}{more} "
+            "have rows), and the scratch suites write and lock the ETL's tables while they run",
+            hint="run --scratch on a database without facts (createdb, `cmdm migrate upgrade`); "
+            "here, `cmdm verify` without --scratch runs the read-only suites",
+        )
 
 
 # -- running a suite and reading its TAP --------------------------------------------------
@@ -591,6 +750,10 @@ class Report:
     database: str
     pgtap_installed: bool
     suites: list[SuiteResult]
+    scratch: bool = False
+    #: Scratch suites found but not run (without --scratch).
+    skipped: list[Path] = field(default_factory=list)
+    lock_timeout: str = ""
 
     @property
     def ok(self) -> bool:
@@ -600,29 +763,60 @@ class Report:
         return {
             "database": self.database,
             "ok": self.ok,
+            "scratch": self.scratch,
             "tests": sum(s.ran for s in self.suites),
             "failed": sum(s.failed for s in self.suites),
             "pgtap_was_installed": self.pgtap_installed,
+            "lock_timeout": self.lock_timeout,
             "rolled_back": True,
             "suites": [s.as_dict() for s in self.suites],
+            "skipped_scratch_suites": [display_path(p) for p in self.skipped],
         }
+
+
+def select_suites(paths: list[Path], scratch: bool) -> tuple[list[Path], list[Path]]:
+    """(to run, skipped): without `scratch`, only the read-only suites run."""
+    if scratch:
+        return paths, []
+    read_only = [p for p in paths if suite_kind(p) == READ_ONLY]
+    skipped = [p for p in paths if p not in read_only]
+    if not read_only:
+        found = (
+            f"{display_path(paths[0])} is a scratch suite"
+            if len(paths) == 1
+            else f"all {len(paths)} suites found are scratch suites"
+        )
+        raise VerifyError(
+            f"no read-only suite to run: {found}",
+            hint="run scratch suites with --scratch, on a database without facts; a suite "
+            "that only reads says so on its first line: `-- cmdm-verify: read-only`",
+        )
+    return read_only, skipped
 
 
 def verify(
     url: str,
     suites: str | Path | None = None,
     on_suite: Callable[[SuiteResult], None] | None = None,
+    *,
+    scratch: bool = False,
 ) -> Report:
-    """Check the prerequisites, then run every suite, each rolled back on its own."""
-    paths = find_suites(suites)
+    """Check the prerequisites, then run every suite (without `scratch`: every read-only
+    suite), each rolled back on its own."""
+    from cmdm_admin.migrate import lock_timeout
+
+    paths, skipped = select_suites(find_suites(suites), scratch)
     for path in paths:
         check_suite(path)
+        if suite_kind(path) == READ_ONLY:
+            check_read_only(path)
     psql = find_psql()
-    target = psql_target(url)
+    timeout = lock_timeout()
+    target = psql_target(url, timeout, scratch=scratch)
     results = []
     for path in paths:
         result = run_suite(psql, target, path)
         results.append(result)
         if on_suite is not None:
             on_suite(result)
-    return Report(mask_url(url), target.pgtap_installed, results)
+    return Report(mask_url(url), target.pgtap_installed, results, scratch, skipped, timeout)

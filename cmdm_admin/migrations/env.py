@@ -4,7 +4,9 @@ The URL comes from the caller (cmdm passes it in `config.attributes`), from
 `alembic -x database_url=...`, or from the usual resolution ($CMDM_DATABASE_URL, else the
 embedded cluster). All migrations of one `upgrade`/`downgrade` run in one transaction, and so
 does the idempotent roles-and-grants script that follows every upgrade: either everything
-lands or nothing does.
+lands or nothing does. The transaction waits for any lock at most `lock_timeout` (the
+project's, passed in `config.attributes`); a LockWatch notes what it waits for, so that a
+timeout can name the lock and its holder (cmdm_admin/locks.py, migrate.lock_timeout_error).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from sqlalchemy import create_engine, pool, text
 
 from cmdm_admin.db import resolve_database_url, sqlalchemy_url
 from cmdm_admin.grants import apply_roles_and_grants
+from cmdm_admin.locks import watch_locks
 from cmdm_admin.migrate import VERSION_TABLE, VERSION_TABLE_SCHEMA
 
 config = context.config
@@ -54,10 +57,20 @@ def run_migrations_online() -> None:
                 text("SELECT set_config('lock_timeout', :timeout, true)"),
                 {"timeout": config.attributes.get("lock_timeout", "5s")},
             )
-            # Two deploys at once would interleave DDL; the second waits for the first.
-            connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('cmdm:migrate'))"))
-            context.run_migrations()
-            apply_roles_and_grants(connection)
+            pid, timeout_ms = connection.execute(
+                text(
+                    "SELECT pg_backend_pid(), setting::int FROM pg_settings "
+                    "WHERE name = 'lock_timeout'"
+                )
+            ).one()
+            # What it waited for, should it give up: migrate._run names it (cmdm_admin/locks.py).
+            with watch_locks(database_url(), pid, timeout_ms) as watch:
+                config.attributes["lock_watch"] = watch
+                # Two deploys at once would interleave DDL; the second waits for the first
+                # (up to lock_timeout, like any lock).
+                connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('cmdm:migrate'))"))
+                context.run_migrations()
+                apply_roles_and_grants(connection)
     engine.dispose()
 
 

@@ -1,3 +1,4 @@
+-- cmdm-verify: read-only
 -- 010: the four schemas of 0001_base_schema (mapping, business, customer, cmdm) and the
 -- btree_gist extension, which the EXCLUDE constraint on customer.customer_plan_contract
 -- needs for its varchar "WITH =" parts.

@@ -1,3 +1,4 @@
+-- cmdm-verify: scratch
 -- 031: the invariants customer.customer_plan_contract holds by itself (DESIGN §4):
 -- no overlapping versions per key (ex_contract_no_overlap, 23P01), adjacent versions and
 -- other keys allowed, one row per (key, valid_to) (uq_active_contract), hence one current

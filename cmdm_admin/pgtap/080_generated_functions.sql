@@ -1,3 +1,4 @@
+-- cmdm-verify: read-only
 -- 080: structure of the routines rendered from rules/ (sql/functions/, sql/triggers/):
 -- customer.sync_contract_status(date), customer.loaded_months(date, date),
 -- customer.contract_dependent_months(date), customer.refresh_monthly_snapshot(date),
@@ -35,10 +36,10 @@ SELECT is(
     pg_catalog.pg_get_function_result('customer.sync_contract_status(date)'::regprocedure),
     'TABLE(period date, keys_seen bigint, keys_changed bigint, keys_unchanged bigint, '
         'versions_opened bigint, versions_closed bigint, versions_removed bigint, '
-        'versions_reflagged bigint, rejected_null_key bigint, '
+        'versions_reflagged bigint, rejected_null_key bigint, rejected_blank_key bigint, '
         'rejected_unknown_product_line bigint, rejected_unknown_company bigint, '
         'changed_until date, snapshot_months date[], ms jsonb)',
-    'customer.sync_contract_status(date) returns its fourteen result columns');
+    'customer.sync_contract_status(date) returns its fifteen result columns');
 SELECT is(
     pg_catalog.pg_get_function_arguments('customer.sync_contract_status(date)'::regprocedure),
     'p_period date',
@@ -117,8 +118,8 @@ SELECT function_returns('customer', 'refresh_monthly_snapshot', ARRAY['date'], '
     'customer.refresh_monthly_snapshot(date) returns a set of rows');
 SELECT is(
     pg_catalog.pg_get_function_result('customer.refresh_monthly_snapshot(date)'::regprocedure),
-    'TABLE(snapshot_month date, business_rows bigint, business_inserted bigint, business_updated bigint, business_deleted bigint, plan_rows bigint, plan_inserted bigint, plan_updated bigint, plan_deleted bigint, ms jsonb)',
-    'customer.refresh_monthly_snapshot(date) returns TABLE(snapshot_month date, business_rows bigint, business_inserted bigint, business_updated bigint, business_deleted bigint, plan_rows bigint, plan_inserted bigint, plan_updated bigint, plan_deleted bigint, ms jsonb)');
+    'TABLE(snapshot_month date, business_rows bigint, business_inserted bigint, business_updated bigint, business_deleted bigint, plan_rows bigint, plan_inserted bigint, plan_updated bigint, plan_deleted bigint, rejected_amount_overflow bigint, ms jsonb)',
+    'customer.refresh_monthly_snapshot(date) returns TABLE(snapshot_month date, business_rows bigint, business_inserted bigint, business_updated bigint, business_deleted bigint, plan_rows bigint, plan_inserted bigint, plan_updated bigint, plan_deleted bigint, rejected_amount_overflow bigint, ms jsonb)');
 SELECT is(
     pg_catalog.pg_get_function_arguments('customer.refresh_monthly_snapshot(date)'::regprocedure),
     'p_month date',

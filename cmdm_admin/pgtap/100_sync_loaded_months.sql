@@ -1,3 +1,4 @@
+-- cmdm-verify: scratch
 -- 100_sync_loaded_months: customer.loaded_months(from, to), the month-ends of the months
 -- with at least one fact row (DESIGN §4 "a loaded month"), ascending, bounds inclusive and
 -- named by any day of their month, NULL for open; and customer.contract_dependent_months(m),
@@ -5,7 +6,7 @@
 -- loaded month of a later year whose reference month m is (the last loaded month before
 -- its January 1st).
 --
--- Production-safe: facts only in 2190-2199 with TAP-* ids; where a bound is open, only the
+-- Rows kept apart: facts only in 2190-2199 with TAP-* ids; where a bound is open, only the
 -- test years are looked at (production's own months lie before 2190).
 BEGIN;
 SET LOCAL search_path = public, pg_catalog;

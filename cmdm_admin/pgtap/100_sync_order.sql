@@ -1,3 +1,4 @@
+-- cmdm-verify: scratch
 -- 100_sync_order: the history is a pure function of the facts (DESIGN §4). Months loaded
 -- out of order (2193-02, then 2192-12, then 2193-01), a month restated (its rows deleted,
 -- others inserted), the reference month restated, months deleted (a sync of a month without
@@ -5,7 +6,7 @@
 -- order: after each step the exact versions a fresh rebuild from the same facts gives, and
 -- at the end that rebuild itself.
 --
--- Production-safe: years 2190-2199, TAP-* ids, branch and product line only, assertions on
+-- Rows kept apart: years 2190-2199, TAP-* ids, branch and product line only, assertions on
 -- TAP-* keys only. The sentinel month 2190-01 (one NULL-company row, no contract) is the
 -- last loaded month before 2192 and 2193 until 2192-12 is loaded, so those years' TAP flags
 -- are false in any database until then (see 100_sync_status.sql).

@@ -1,9 +1,10 @@
+-- cmdm-verify: scratch
 -- 100_sync_periods: periods as customer.sync_contract_status and
 -- customer.contract_dependent_months take them (DESIGN §4 "Periods"): any day of a month
 -- names that month, month-ends are stored (2196-02-29 in a leap year); NULL or a year
 -- outside 1900-2200 raises SQLSTATE CM001 with a HINT; 1900-01 and 2200-12 are accepted.
 --
--- Production-safe: years 2190-2199 for facts, TAP-* ids only, assertions on TAP rows only.
+-- Rows kept apart: years 2190-2199 for facts, TAP-* ids only, assertions on TAP rows only.
 -- The boundary months 1900-01 and 2200-12 have no facts: their syncs change nothing.
 BEGIN;
 SET LOCAL search_path = public, pg_catalog;

@@ -1,15 +1,17 @@
+-- cmdm-verify: scratch
 -- 100_sync_rejects: fact rows that are no contract (DESIGN §4): a NULL key part
--- (company_id, 计划代码 or 产品线代码), a product line unknown to mapping."产品线", a company
+-- (company_id, 计划代码 or 产品线代码), a blank one ('' or only blanks, issue 18: reason
+-- blank_key), a product line unknown to mapping."产品线", a company
 -- unknown to customer."年金客户". customer.sync_contract_status counts them (per row) in its
 -- result, records each row with its reason and offending values in cmdm.rejected_fact for
 -- the month, opens no version for them and does not fail. A re-sync replaces the month's
 -- rejects (no duplicates) and leaves other months' alone; fixing the data removes them.
 --
--- Production-safe: years 2190-2199, TAP-* ids only (the unknown product line is TAP-PL999,
+-- Rows kept apart: years 2190-2199, TAP-* ids only (the unknown product line is TAP-PL999,
 -- the unknown company TAP-C404), assertions on TAP rows and on these test months only.
 BEGIN;
 SET LOCAL search_path = public, pg_catalog;
-SELECT plan(16);
+SELECT plan(20);
 
 -- ======================================================= fixtures
 INSERT INTO mapping."产品线" ("产品线代码", "产品线") VALUES ('TAP-PL1', 'TAP 产品线一');
@@ -151,6 +153,29 @@ SELECT set_eq(
     'deleting a month''s facts removes its rejects and no other month''s');
 SELECT is_empty($$SELECT * FROM tap_version$$,
     'the contracts seen only in the deleted month have no version left');
+
+-- ======================================================= blank key parts (issue 18)
+-- 2195-05: plan codes '' and ' ' (and a tab) were contract keys; they are blank_key rejects.
+INSERT INTO business."规模明细" ("月度", "计划代码", company_id, "产品线代码", "组合代码", "期末资产规模", "机构代码")
+VALUES ('2195-05-01', '', 'TAP-C1', 'TAP-PL1', 'TAP-G1', 21, 'TAP-B1'),
+       ('2195-05-01', ' ', 'TAP-C1', 'TAP-PL1', 'TAP-G2', 22, 'TAP-B1'),
+       ('2195-05-01', E'\t', 'TAP-C1', 'TAP-PL1', 'TAP-G3', 23, 'TAP-B1');
+TRUNCATE sync_log;
+EXECUTE sync('2195-05-01');
+SELECT results_eq(
+    $$SELECT keys_seen, rejected_null_key, rejected_blank_key FROM sync_log$$,
+    $$VALUES (0::bigint, 0::bigint, 3::bigint)$$,
+    'plan codes '''', '' '' and a tab are no keys: three blank_key rejects');
+SELECT set_eq(
+    $$SELECT reason, plan_code, aum FROM tap_reject WHERE period = '2195-05-31'$$,
+    $$VALUES ('blank_key', '', 21::numeric), ('blank_key', ' ', 22::numeric), ('blank_key', E'\t', 23::numeric)$$,
+    'each blank-key row is recorded with its reason and values');
+SELECT is_empty($$SELECT * FROM tap_version WHERE valid_from >= '2195-01-01'$$,
+    'no version for a blank key');
+SELECT throws_ok(
+    $$INSERT INTO customer.contract_key (company_id, plan_code, product_line_code) VALUES ('TAP-C1', ' ', 'TAP-PL1')$$,
+    '23514', NULL,
+    'customer.contract_key refuses a blank key part (ck_contract_key_not_blank)');
 
 SELECT * FROM finish();
 ROLLBACK;

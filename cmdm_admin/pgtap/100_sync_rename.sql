@@ -1,3 +1,4 @@
+-- cmdm-verify: scratch
 -- 100_sync_rename: a rename in mapping."产品线" propagates to the redundant
 -- product_line_name of customer.customer_plan_contract and of both snapshot tables, in
 -- place, without opening versions (DESIGN §4 "Name changes"); done by the statement-level
@@ -6,7 +7,7 @@
 -- several renames in one statement all propagate; later syncs write the new name and do
 -- not treat the name as state.
 --
--- Production-safe: years 2190-2199, TAP-* ids and product lines only (no real product
+-- Rows kept apart: years 2190-2199, TAP-* ids and product lines only (no real product
 -- line is renamed), assertions on TAP rows only.
 BEGIN;
 SET LOCAL search_path = public, pg_catalog;

@@ -1,3 +1,4 @@
+-- cmdm-verify: scratch
 -- 100_sync_status: customer.sync_contract_status(month), months loaded in order, each
 -- followed by its sync; the exact SCD Type 2 versions it leaves (DESIGN §4): status from the
 -- SUM of a key's portfolio rows (正常 when > 0, else 停缴), a flip and back, absence after the
@@ -5,7 +6,7 @@
 -- with the annual flags re-evaluated at the year's reference month, is_existing per product
 -- line; then idempotency (a second sync rewrites nothing) and the history's shape.
 --
--- Production-safe (cmdm verify runs this in a rolled-back transaction on real databases):
+-- Rows kept apart (a scratch suite, yet written to leave any other rows alone):
 -- only years 2190-2199, only TAP-* companies, plans, portfolios, branches and product lines,
 -- and assertions only on TAP-* keys. The sentinel month 2190-01 holds a single fact row
 -- that is no contract (NULL company): it makes 2190-01 a loaded month, so the reference

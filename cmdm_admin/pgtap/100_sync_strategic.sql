@@ -1,3 +1,4 @@
+-- cmdm-verify: scratch
 -- 100_sync_strategic: the annual flag is_strategic as customer.sync_contract_status writes
 -- it on contract versions (DESIGN §4, rules/statuses.yml, rules/config.yml): the company's
 -- total AUM at the year's reference month >= strategic_threshold (500000000), or the company
@@ -5,7 +6,7 @@
 -- share a place. Flags are checked for 2191 (reference month 2190-12) and 2192 (reference
 -- month 2191-01, the last loaded month of 2191), both inside the test data.
 --
--- Production-safe: years 2190-2199, TAP-* ids and branches only, assertions on TAP-* keys
+-- Rows kept apart: years 2190-2199, TAP-* ids and branches only, assertions on TAP-* keys
 -- only. The sentinel month 2190-01 (one NULL-company row, no contract) makes the flags of
 -- 2190 false for TAP keys in any database (see 100_sync_status.sql).
 BEGIN;

@@ -1,3 +1,4 @@
+-- cmdm-verify: scratch
 -- 110_snapshot_grains: the two grains of customer.refresh_monthly_snapshot(month)
 -- (docs/snapshots.md "What a snapshot row is", "Monthly statuses and their grain"): the
 -- business table has one row per (company, product line), the plan table one per contract
@@ -16,7 +17,7 @@
 -- rejects has disappeared; rejects before a pair's first valid rows do not take away its
 -- new arrival), no row of their own.
 --
--- Production-safe (cmdm verify runs this in a rolled-back transaction on real databases):
+-- Rows kept apart (a scratch suite, yet written to leave any other rows alone):
 -- only years 2190-2199, only TAP-* companies, plans, portfolios, branches and product lines
 -- (the unknown ones are TAP-C404 and TAP-PL999), and assertions only on TAP-* rows. The
 -- sentinel month 2190-01 (a single NULL-company row) is the reference month of 2193 in an

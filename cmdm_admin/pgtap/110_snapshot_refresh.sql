@@ -1,3 +1,4 @@
+-- cmdm-verify: scratch
 -- 110_snapshot_refresh: customer.refresh_monthly_snapshot(month) as an operation
 -- (docs/snapshots.md "What it returns", "As of m", "Which months to refresh after a
 -- change"): what it returns; idempotency (a second run changes nothing: zero counts, the
@@ -13,7 +14,7 @@
 -- then refreshing every month of 2195-2196 (loaded or not) must change nothing. Last, bad input: a NULL or out of
 -- range month (SQLSTATE CM001), a month without facts (its rows deleted, zeros returned).
 --
--- Production-safe (cmdm verify runs this in a rolled-back transaction on real databases):
+-- Rows kept apart (a scratch suite, yet written to leave any other rows alone):
 -- only years 2190-2199, only TAP-* companies, plans, portfolios, branches and product lines,
 -- and assertions only on TAP-* rows and on the test months. The sentinel month 2190-01 (a
 -- single NULL-company row) is the reference month of 2195 in an empty database (in

@@ -1,3 +1,4 @@
+-- cmdm-verify: scratch
 -- 110_snapshot_statuses: customer.refresh_monthly_snapshot(month), status by status
 -- (docs/snapshots.md, DESIGN §4, rules/statuses.yml). Four months are loaded, each synced in
 -- ascending order, then each snapshot is refreshed; the exact rows of both snapshot tables,
@@ -19,7 +20,7 @@
 --   is_strategic / is_existing are the covering versions' (bool_or on the business table);
 --   the population is exactly the keys with a version covering the month.
 --
--- Production-safe (cmdm verify runs this in a rolled-back transaction on real databases):
+-- Rows kept apart (a scratch suite, yet written to leave any other rows alone):
 -- only years 2190-2199, only TAP-* companies, plans, portfolios, branches and product lines,
 -- and assertions only on TAP-* rows. The sentinel month 2190-01 holds a single fact row that
 -- is no contract (NULL company): it is the reference month of 2191 in an empty database (in

@@ -1,3 +1,4 @@
+-- cmdm-verify: scratch
 -- 120_hooks: the post-ETL hooks (DESIGN §7, docs/hooks.md): the statement triggers on the
 -- facts and events tables, the deferred constraint trigger that runs the hooks once per
 -- month at commit, CALL customer.run_post_etl_hooks, the cmdm.post_hooks off switch, a
@@ -8,13 +9,13 @@
 -- COMMIT would (retroactively, once), and `SET CONSTRAINTS ALL DEFERRED` restores the
 -- commit-time behaviour for the next case.
 --
--- Production-safe (cmdm verify runs this in a rolled-back transaction on real databases):
+-- Rows kept apart (a scratch suite, yet written to leave any other rows alone):
 -- only years 2191 and 2250, only TAP-* companies, plans, portfolios, branches and product
 -- lines; assertions on hook runs only for those months.
 BEGIN;
 SET LOCAL search_path = public, pg_catalog;
 SET LOCAL lc_messages = 'C';
-SELECT plan(50);
+SELECT plan(52);
 
 -- ======================================================= fixtures
 INSERT INTO mapping."产品线" ("产品线代码", "产品线") VALUES ('TAP-PL1', 'TAP 产品线一');
@@ -148,6 +149,10 @@ SELECT is_empty('SELECT * FROM cmdm.hook_queue WHERE txid = pg_current_xact_id()
 SET CONSTRAINTS ALL IMMEDIATE;
 SET CONSTRAINTS ALL DEFERRED;
 SELECT is_empty($$SELECT * FROM tap_runs WHERE period = '2191-03-31'$$, 'post_hooks = off: nothing ran');
+SELECT results_eq(
+    $$SELECT domain, kind, period, reason FROM cmdm.stale_change WHERE txid = pg_current_xact_id()$$,
+    $$VALUES ('annuity_performance', 'facts', '2191-03-01'::date, 'hooks_off')$$,
+    'post_hooks = off: March is recorded stale (cmdm.stale_change), once');
 
 -- the ETL's explicit CALL instead
 SELECT lives_ok($$CALL customer.run_post_etl_hooks('annuity_performance', '2191-03-01')$$,
@@ -158,6 +163,8 @@ SELECT results_eq(
     'the CALL ran and logged both steps');
 SELECT is((SELECT aum_balance FROM tap_snapshots WHERE company_id = 'TAP-C1' AND snapshot_month = '2191-03-31'),
           130.00, 'the CALL refreshed March');
+SELECT is_empty($$SELECT * FROM cmdm.stale_change WHERE period = '2191-03-01'$$,
+                'the CALL''s run cleared March''s stale record');
 
 SET LOCAL cmdm.post_hooks = 'sometimes';
 SELECT throws_ok($$EXECUTE fact('2191-04-30', 'TAP-C1', 'TAP-P1', 1)$$, '22023',

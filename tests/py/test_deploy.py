@@ -1,8 +1,10 @@
 """`cmdm deploy-rules` against real databases, each test on private copies of migrations/,
 rules/ and sql/ (nothing is ever written into the checkout): deploy, redeploy (nothing),
 plan, check, hand edits in the database, rollback with `downgrade rules@-1`, a new status column,
-a failed deploy that leaves everything as it was, stray and hand-edited revision files,
-pending revisions, and the revision file's own format."""
+a failed deploy that leaves everything as it was, deploys while an ETL load holds the facts
+table (unchanged triggers are left alone; a changed one gives up after lock_timeout, naming
+what it waited for), stray and hand-edited revision files, pending revisions, and the
+revision file's own format."""
 
 from __future__ import annotations
 
@@ -12,6 +14,10 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -464,6 +470,115 @@ def test_failed_deploy_leaves_database_and_versions_as_they_were(
     assert state(ws.url) == before and ws.files() == files
 
 
+# --- deploys while the ETL loads ------------------------------------------------------------
+
+#: A load in progress: a fact row inserted, not committed. The transaction holds ROW
+#: EXCLUSIVE on the facts table (and, through the statement trigger, on cmdm.hook_queue).
+ETL_ROW = (
+    'INSERT INTO business."规模明细" ("月度", "计划代码", company_id, "产品线代码", '
+    "\"期末资产规模\") VALUES ('2025-01-31', 'LOCK_P1', 'LOCK_C1', 'PL201', 1)"
+)
+ETL_APPLICATION = "etl-load"
+#: How long a lock test lets the ETL transaction stay open at most: should a deploy wait
+#: regardless of lock_timeout, the test then fails on its assertions instead of hanging.
+ETL_GIVES_UP_AFTER = 20.0
+
+
+@contextmanager
+def etl_loading(url: str) -> Iterator[psycopg.Connection]:
+    conn = psycopg.connect(url, application_name=ETL_APPLICATION)
+    conn.execute(ETL_ROW)
+    release = threading.Timer(ETL_GIVES_UP_AFTER, conn.rollback)  # ends the load
+    release.start()
+    try:
+        yield conn
+    finally:
+        release.cancel()
+        conn.rollback()
+        conn.close()
+
+
+def triggers_on_inputs(url: str) -> list[tuple]:
+    """Each trigger of the input tables with its definition and the transaction that last
+    wrote its pg_trigger row: CREATE OR REPLACE TRIGGER changes the xmin, even when the
+    definition stays the same; leaving the trigger alone does not."""
+    return query(
+        url,
+        "SELECT tgrelid::regclass::text, tgname, pg_get_triggerdef(oid), xmin::text "
+        "FROM pg_trigger WHERE NOT tgisinternal AND tgrelid IN "
+        "('business.\"规模明细\"'::regclass, 'customer.\"当年中标\"'::regclass, "
+        "'customer.\"当年流失\"'::regclass, 'mapping.\"产品线\"'::regclass) ORDER BY 1, 2",
+    )
+
+
+def test_a_deploy_that_keeps_the_triggers_does_not_wait_for_the_etl(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Today's rules on the base revision: functions and status columns change, the
+    triggers do not. With a load open on the facts table, the deploy and its rollback both
+    go through at once: they take no lock on the ETL's tables."""
+    monkeypatch.setenv(migrate.LOCK_TIMEOUT_ENV, "1s")
+    before = triggers_on_inputs(ws.url)
+    assert len(before) >= 10
+    with etl_loading(ws.url):
+        started = time.monotonic()
+        result = ws.deploy()
+        deployed_in = time.monotonic() - started
+        assert result.revision is not None
+        assert triggers_on_inputs(ws.url) == before  # not even replaced
+        ws.downgrade()
+        assert triggers_on_inputs(ws.url) == before
+    assert deployed_in < ETL_GIVES_UP_AFTER / 2
+
+
+def test_a_deploy_behind_the_etl_gives_up_after_lock_timeout_and_changes_nothing(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A changed facts trigger (an extra trigger argument) must be replaced, which needs a
+    SHARE ROW EXCLUSIVE lock on the facts table: behind an open load it waits lock_timeout,
+    fails with one line naming the lock, the table and the load's session, and leaves the
+    database and the versions folder as they were."""
+    sql = ws.sql_copy("sql_trigger_argument")
+    template = sql / "triggers" / "business.facts__queue_hooks.sql.j2"
+    text = template.read_text()
+    call = "EXECUTE FUNCTION cmdm.tg_facts__queue_hooks({{ hooks.domain }});"
+    assert call in text
+    template.write_text(text.replace(call, call.replace("}})", "}}, 'facts')")))
+    before, files, triggers = state(ws.url), ws.files(), triggers_on_inputs(ws.url)
+    monkeypatch.setenv(migrate.LOCK_TIMEOUT_ENV, "1s")
+
+    with etl_loading(ws.url) as etl:
+        started = time.monotonic()
+        result = ws.cli("--sql-dir", str(sql))
+        failed_in = time.monotonic() - started
+        etl_pid = etl.info.backend_pid
+
+    assert result.exit_code == 1, result.output
+    assert result.output.count("Error:") == 1 and result.output.count("\n") == 1
+    line = result.output
+    assert line.startswith("Error: deploy of rules sha256 ")
+    assert (
+        "gave up after waiting 1s (lock_timeout) for a SHARE ROW EXCLUSIVE lock on "
+        f"business.\"规模明细\", held by pid {etl_pid} (application_name '{ETL_APPLICATION}'"
+    ) in line
+    assert f"run it again when the transaction of pid {etl_pid} has ended" in line
+    assert "raise lock_timeout (cmdm.toml, or $CMDM_LOCK_TIMEOUT)" in line
+    assert failed_in < ETL_GIVES_UP_AFTER / 2, failed_in
+    assert state(ws.url) == before
+    assert triggers_on_inputs(ws.url) == triggers
+    assert ws.files() == files
+
+    # Once the load has ended, the same deploy goes through and replaces the trigger.
+    again = ws.cli("--sql-dir", str(sql))
+    assert again.exit_code == 0, again.output
+    changed = {
+        (table, name): definition for table, name, definition, _ in triggers_on_inputs(ws.url)
+    }
+    assert changed[('business."规模明细"', "_200_post_etl_hooks_insert")].endswith(
+        "tg_facts__queue_hooks('annuity_performance', 'facts')"
+    )
+
+
 # --- refusals ------------------------------------------------------------------------------
 
 
@@ -661,6 +776,7 @@ def test_revision_file_is_clean_python_and_checks_its_own_payload(ws: Workspace)
         "__future__",
         "hashlib",
         "json",
+        "re",
         "psycopg",
         "alembic",
         "alembic.util",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import psycopg
 import pytest
 from dbutil import execute, query
 from typer.testing import CliRunner
@@ -233,3 +234,49 @@ def test_plain_alembic_uses_the_same_resolution(database_url: str) -> None:
     assert run.returncode == 0, run.stderr
     assert migrate.pending_revisions(database_url) == []
     assert tables(database_url) >= OUTPUT_TABLES
+
+
+# --- lock_timeout: what a migration waited for ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("held", "named"),
+    [
+        (
+            "LOCK TABLE cmdm.managed_object IN ACCESS EXCLUSIVE MODE",
+            "for an ACCESS SHARE lock on cmdm.managed_object, held by pid {pid} "
+            "(application_name 'etl-load'",
+        ),
+        (
+            "SELECT pg_advisory_xact_lock(hashtext('cmdm:migrate'))",
+            "for the advisory lock of another cmdm migration or deploy (they run one at a "
+            "time), held by pid {pid} (application_name 'etl-load'",
+        ),
+    ],
+    ids=["table", "another-migration"],
+)
+def test_a_migration_behind_a_lock_names_it_and_changes_nothing(
+    migrated_url: str, monkeypatch: pytest.MonkeyPatch, held: str, named: str
+) -> None:
+    """Even an upgrade with nothing to do reads cmdm.managed_object (the grants script) and
+    takes the migration lock: held elsewhere, it waits lock_timeout, then says what for."""
+    monkeypatch.setenv(migrate.LOCK_TIMEOUT_ENV, "500ms")
+    before = query(migrated_url, "SELECT * FROM cmdm.managed_object ORDER BY 1")
+    with psycopg.connect(migrated_url, application_name="etl-load") as holder:
+        holder.execute(held)
+        result = runner.invoke(app, ["migrate", "upgrade", "--database-url", migrated_url])
+        pid = holder.info.backend_pid
+        holder.rollback()
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith(
+        "Error: upgrade to heads failed, nothing was changed: gave up after waiting 500ms "
+        "(lock_timeout) "
+    )
+    assert named.format(pid=pid) in lines[0]
+    assert lines[0].endswith("or raise lock_timeout (cmdm.toml, or $CMDM_LOCK_TIMEOUT)")
+    assert query(migrated_url, "SELECT * FROM cmdm.managed_object ORDER BY 1") == before
+    # and once the other transaction has ended, the same upgrade goes through
+    again = runner.invoke(app, ["migrate", "upgrade", "--database-url", migrated_url])
+    assert again.exit_code == 0, again.output
