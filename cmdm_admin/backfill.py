@@ -13,6 +13,14 @@ runs carry its id. A month is done when its `contract_sync` run with that id com
 and range finds the unfinished row and runs only the months not done; `--restart` starts
 a new row. An interruption (Ctrl-C, a lost connection, a failing month) loses only the
 month in progress.
+
+`cmdm backfill --stale` runs exactly the months recorded stale (cmdm.stale_change: facts
+or events changed while the hooks did not run), ascending, one transaction per month:
+`cmdm.run_hooks(domain, [m] if m's facts changed, <the changed events dates in m>)`,
+without deferring (the months between stale ones are not run by it, so each month
+refreshes every month depending on it). Each successful month deletes its own records in
+its transaction, so the same command resumes after a failure, and a change committed while
+it runs stays recorded for the next one.
 """
 
 from __future__ import annotations
@@ -34,6 +42,18 @@ SELECT backfill_id FROM cmdm.backfill_run
    AND finished_at IS NULL
  ORDER BY backfill_id DESC
  LIMIT 1
+"""
+
+#: Per month (first day) of the domain's stale records: whether its facts changed, and the
+#: dates of the events rows that did.
+_STALE_SQL = """
+SELECT date_trunc('month', period)::date AS month,
+       bool_or(kind = 'facts') AS facts,
+       coalesce(array_agg(DISTINCT period ORDER BY period) FILTER (WHERE kind = 'event'), '{}')
+  FROM cmdm.stale_change
+ WHERE domain = %(domain)s
+ GROUP BY 1
+ ORDER BY 1
 """
 
 _DONE_SQL = """
@@ -179,3 +199,95 @@ def run(
         )
     backfill.finished = True
     return backfill
+
+
+@dataclass
+class StaleMonth:
+    """A stale month: whether its facts changed, and the dates of changed events rows."""
+
+    month: date
+    facts: bool
+    events: list[date]
+
+
+@dataclass
+class StaleBackfill:
+    """`cmdm backfill --stale`: the stale months found, and those run."""
+
+    domain: str
+    months: list[StaleMonth]
+    ran: list[MonthRun] = field(default_factory=list)
+    finished: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "domain": self.domain,
+            "stale": True,
+            "months_total": len(self.months),
+            "stale_months": [
+                {
+                    "month": label(m.month),
+                    "facts": m.facts,
+                    "events": [e.isoformat() for e in m.events],
+                }
+                for m in self.months
+            ],
+            "months": [m.as_dict() for m in self.ran],
+            "finished": self.finished,
+        }
+
+
+def find_stale(conn: psycopg.Connection, domain: str) -> StaleBackfill:
+    """The domain's stale months as recorded now (cmdm status lists the same)."""
+    with conn.transaction():
+        check_domain(conn, domain)
+        if conn.execute("SELECT to_regclass('cmdm.stale_change') IS NULL").fetchone()[0]:
+            raise CmdmError(
+                "this database does not record stale months",
+                hint="upgrade it: `cmdm migrate upgrade`",
+            )
+        rows = conn.execute(_STALE_SQL, {"domain": domain}).fetchall()
+    return StaleBackfill(domain, [StaleMonth(m, facts, list(events)) for m, facts, events in rows])
+
+
+def run_stale(
+    conn: psycopg.Connection,
+    url: str,
+    job: StaleBackfill,
+    on_month: Callable[[MonthRun], None] | None = None,
+) -> StaleBackfill:
+    """The hooks of each stale month, ascending, one transaction each. A failing month is
+    logged (cmdm.hook_run) and stops the run; the months before it are committed and no
+    longer stale."""
+    total = len(job.months)
+    month = job.months[0].month if job.months else None
+
+    def where() -> str:
+        return (
+            f"backfill --stale stopped at {label(month) if month else '?'} "
+            f"({len(job.ran)} of {total} stale months done)"
+        )
+
+    try:
+        for stale in job.months:
+            month = stale.month
+            outcome = run_in_transaction(
+                conn,
+                url,
+                job.domain,
+                [stale.month] if stale.facts else [],
+                events=stale.events,
+                rerun="fix the cause and run `cmdm backfill --stale` again",
+            )
+            if outcome.error is not None:
+                error = outcome.error
+                raise BackfillError(f"{where()}: {error.message}", hint=error.hint)
+            job.ran.append(MonthRun(stale.month, outcome.runs))
+            if on_month is not None:
+                on_month(job.ran[-1])
+    except KeyboardInterrupt:
+        raise BackfillError(
+            f"{where()}: interrupted", hint="run `cmdm backfill --stale` again to go on"
+        ) from None
+    job.finished = True
+    return job

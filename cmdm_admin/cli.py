@@ -1122,8 +1122,8 @@ SuitesOption = Annotated[
     str | None,
     typer.Option(
         "--suites",
-        help="Folder, .sql file or glob of pgTAP suites. Default: cmdm_admin/pgtap/*.sql of the "
-        "checkout.",
+        help="Folder, .sql file or glob of pgTAP suites. Default: the suites shipped with cmdm "
+        "(cmdm_admin/pgtap/*.sql).",
         show_default=False,
     ),
 ]
@@ -1133,6 +1133,14 @@ SuitesOption = Annotated[
 def verify(
     database_url: DatabaseUrl = None,
     suites: SuitesOption = None,
+    scratch: Annotated[
+        bool,
+        typer.Option(
+            "--scratch",
+            help="Also run the scratch suites, which write test rows and lock the ETL's "
+            "tables while they run; refused on a database that holds facts or outputs.",
+        ),
+    ] = False,
     as_json: JsonOutput = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show each suite's TAP stream.")
@@ -1140,9 +1148,14 @@ def verify(
 ) -> None:
     """Run the pgTAP suites against a database, each in one transaction that is rolled back.
 
+    By default only the read-only suites (first line `-- cmdm-verify: read-only`): they take
+    no lock stronger than ACCESS SHARE, so they are safe on a live database while the ETL
+    loads. Every session waits for a lock at most lock_timeout (cmdm.toml, $CMDM_LOCK_TIMEOUT).
+
     Nothing persists, not even pgtap if it had to be created (that needs CREATE EXTENSION rights).
 
-    Exit code 1 when a suite fails; a suite that could COMMIT is refused before anything runs.
+    Exit code 1 when a suite fails; a suite that could COMMIT, or a read-only one that writes,
+    is refused before anything runs.
 
     Example: cmdm verify --database-url postgresql://admin@db.example/cmdm
     """
@@ -1175,7 +1188,7 @@ def verify(
             console.print(f"          {escape(problem)}")
 
     url = resolve_database_url(database_url)
-    report = run_verify(url, suites, on_suite=None if as_json else show)
+    report = run_verify(url, suites, on_suite=None if as_json else show, scratch=scratch)
     if as_json:
         emit_json(report.as_dict())
     else:
@@ -1190,6 +1203,11 @@ def verify(
             )
         else:
             console.print(f"[green]{ran} passed[/]; {where}")
+        if report.skipped:
+            console.print(
+                f"[dim]{counted(len(report.skipped), 'scratch suite')} not run: they write "
+                "and lock the ETL's tables; --scratch runs them on a database without facts[/]"
+            )
     if not report.ok:
         raise typer.Exit(1)
 
@@ -1370,8 +1388,20 @@ def _month_lines(ran: list[Any]) -> Any:
 
 @app.command("backfill")
 def backfill_command(
-    from_: FromPeriod,
-    to: ToPeriod,
+    from_: Annotated[
+        str | None,
+        typer.Option("--from", help="First month (2024-01, 202401, ...).", show_default=False),
+    ] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="Last month, included.", show_default=False)
+    ] = None,
+    stale: Annotated[
+        bool,
+        typer.Option(
+            "--stale",
+            help="Instead of a range: exactly the months `cmdm status` lists as stale.",
+        ),
+    ] = False,
     domain: Domain = HOOK_DOMAIN,
     restart: Annotated[
         bool,
@@ -1386,12 +1416,32 @@ def backfill_command(
     Resumable: an interrupted or failed backfill is resumed by the same command, which
     skips the months already done; --restart runs every month again.
 
+    --stale runs exactly the stale months instead (facts or events changed while the hooks
+    were off or the domain disabled; `cmdm status` lists them), ascending, one transaction
+    each; each month is no longer stale once its transaction commits, so the same command
+    goes on after a failure.
+
     Example: cmdm backfill --from 2024-01 --to 2025-12
+    Example: cmdm backfill --stale
     """
     from cmdm_admin import backfill
     from cmdm_admin.db import connect, resolve_database_url
+    from cmdm_admin.errors import CmdmError
     from cmdm_admin.periods import label, parse_period
 
+    if stale:
+        if from_ is not None or to is not None or restart:
+            raise CmdmError(
+                "--stale runs the stale months: it takes no --from, --to or --restart",
+                hint="`cmdm backfill --stale`, or a range: `cmdm backfill --from M --to N`",
+            )
+        _backfill_stale(domain, database_url, as_json)
+        return
+    if from_ is None or to is None:
+        raise CmdmError(
+            "backfill needs a range (--from and --to) or --stale",
+            hint="e.g. `cmdm backfill --from 2024-01 --to 2025-12`, or `cmdm backfill --stale`",
+        )
     first, last = parse_period(from_), parse_period(to)
     backfill.months_between(first, last)  # a backwards range is refused before connecting
     url = resolve_database_url(database_url)
@@ -1424,6 +1474,35 @@ def backfill_command(
     )
 
 
+def _backfill_stale(domain: str, database_url: str | None, as_json: bool) -> None:
+    """`cmdm backfill --stale`: the hooks of each stale month, with a progress bar."""
+    from cmdm_admin import backfill
+    from cmdm_admin.db import connect, resolve_database_url
+    from cmdm_admin.periods import label
+
+    url = resolve_database_url(database_url)
+    with connect(url) as conn:
+        job = backfill.find_stale(conn, domain)
+        if job.months and not as_json:
+            listed = ", ".join(label(m.month) for m in job.months)
+            console.print(f"stale months of {escape(domain)}: {listed}")
+        with _progress(as_json) as progress:
+            task = progress.add_task("backfill --stale", total=len(job.months))
+
+            def advance(month_run: Any) -> None:
+                progress.update(task, advance=1, description=f"ran {label(month_run.month)}")
+
+            backfill.run_stale(conn, url, job, advance)
+    if as_json:
+        emit_json(job.as_dict())
+        return
+    if not job.months:
+        console.print(f"nothing is stale in {escape(domain)}")
+        return
+    console.print(_month_lines(job.ran))
+    console.print(f"[green]finished[/]: ran the hooks of {len(job.ran)} stale months")
+
+
 @app.command("rebuild")
 def rebuild_command(
     from_: FromPeriod,
@@ -1446,7 +1525,11 @@ def rebuild_command(
     the last loaded month), and every year of it is decided again first: a rule change
     reaches every year the rebuild touches.
 
-    Loads wait while it runs (the input tables are locked against writes).
+    It holds the hook lock from start to commit: a load's COMMIT (which runs its hooks)
+    waits for it, then updates the rebuilt history; a product-line rename waits too. Loads
+    are not blocked before their COMMIT, so none can deadlock with it. A load with the
+    hooks off commits meanwhile and leaves its months stale (`cmdm status`, then
+    `cmdm backfill --stale`).
 
     Example: cmdm rebuild --from 2024-01 --to 2026-01 --dry-run
     """
@@ -1765,18 +1848,29 @@ def _runs_table(
 
 
 @app.command("status")
-def status_command(database_url: DatabaseUrl = None, as_json: JsonOutput = False) -> None:
-    """What to check first: the deployed rules and drift (as deploy-rules --check), hook
-    domains on/off, the last hook runs and recent failures, rejected facts per month and
-    reason, and unfinished backfills. Informational: exits 0.
+def status_command(
+    database_url: DatabaseUrl = None,
+    as_json: JsonOutput = False,
+    fail_on_stale: Annotated[
+        bool,
+        typer.Option(
+            "--fail-on-stale",
+            help="Exit 3 when a month is stale (for a scheduler's alert).",
+        ),
+    ] = False,
+) -> None:
+    """What to check first: stale months (their facts or events changed while the hooks did
+    not run: outputs behind; `cmdm backfill --stale` repairs them), the deployed rules and
+    drift (as deploy-rules --check), hook domains on/off, the last hook runs and recent
+    failures, rejected facts per month and reason, and unfinished backfills.
 
-    Example: cmdm status --json
+    Exits 0 (informational); with --fail-on-stale, 3 when a month is stale. JSON: `stale`
+    (true/false) and `stale_months`.
+
+    Example: cmdm status --json --fail-on-stale
     """
-    from rich import box
-    from rich.table import Table
 
     from cmdm_admin.db import connect, resolve_database_url
-    from cmdm_admin.periods import label
     from cmdm_admin.status import status
 
     url = resolve_database_url(database_url)
@@ -1784,7 +1878,41 @@ def status_command(database_url: DatabaseUrl = None, as_json: JsonOutput = False
         data = status(conn, url)
     if as_json:
         emit_json(data.as_dict())
-        return
+    else:
+        _print_status(data)
+    if fail_on_stale and data.stale:
+        raise typer.Exit(3)
+
+
+def _print_status(data: Any) -> None:
+    from rich import box
+    from rich.table import Table
+
+    from cmdm_admin.periods import label
+
+    if data.stale_months is None:
+        console.print("stale months: [yellow]not recorded[/] (`cmdm migrate upgrade`)")
+    elif data.stale_months:
+        table = Table(
+            title="[red]stale months[/]: outputs behind their facts; repair with "
+            "`cmdm backfill --stale`",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            show_edge=False,
+        )
+        for column in ("domain", "month", "changed", "why", "since"):
+            table.add_column(column)
+        for m in data.stale_months:
+            table.add_row(
+                escape(m["domain"]),
+                label(m["month"]),
+                ", ".join(m["kinds"]),
+                ", ".join(m["reasons"]),
+                f"{m['since']:%Y-%m-%d %H:%M}",
+            )
+        console.print(table)
+    else:
+        console.print("stale months: [green]none[/]")
     rules = data.rules
     if rules is None:
         console.print("rules: [yellow]none deployed[/] (`cmdm deploy-rules`)")

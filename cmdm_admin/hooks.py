@@ -47,7 +47,7 @@ _BEHIND = re.compile(r"(\d{4}-\d{2}) is loaded but was never synced")
 
 _RUN_SQL = """
 SELECT hook_run_id, period, step, outcome, counts, rejects, duration
-  FROM cmdm.run_hooks(%(domain)s, %(periods)s::date[], '{}'::date[], 'cli',
+  FROM cmdm.run_hooks(%(domain)s, %(periods)s::date[], %(events)s::date[], 'cli',
                       %(defer)s::daterange, %(backfill_id)s::bigint)
 """
 
@@ -272,15 +272,18 @@ def run_hooks(
     *,
     defer: tuple[date, date] | None = None,
     backfill_id: int | None = None,
+    events: Sequence[date] = (),
 ) -> list[StepRun]:
     """cmdm.run_hooks in the caller's transaction, trigger kind 'cli'. `defer` is the
-    half-open range [first, after) of months not to refresh (a later step will)."""
+    half-open range [first, after) of months not to refresh (a later step will); `events`
+    the dates of changed events rows whose dependent months to refresh."""
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             _RUN_SQL,
             {
                 "domain": domain,
                 "periods": list(periods),
+                "events": list(events),
                 "defer": Range(defer[0], defer[1], "[)") if defer else None,
                 "backfill_id": backfill_id,
             },
@@ -309,6 +312,7 @@ def run_in_transaction(
     backfill_id: int | None = None,
     log_failure: bool = True,
     rerun: str = "fix the cause and run it again",
+    events: Sequence[date] = (),
 ) -> Outcome:
     """run_hooks in one transaction of `conn`, committed on success. On a database error the
     transaction is rolled back and (unless `log_failure` is false or nothing ran) the
@@ -317,10 +321,12 @@ def run_in_transaction(
     try:
         with conn.transaction():
             return Outcome(
-                runs=run_hooks(conn, domain, periods, defer=defer, backfill_id=backfill_id)
+                runs=run_hooks(
+                    conn, domain, periods, defer=defer, backfill_id=backfill_id, events=events
+                )
             )
     except psycopg.Error as exc:
-        failure = Failure.of(exc, domain, periods[0])
+        failure = Failure.of(exc, domain, periods[0] if periods else events[0])
         run_id, note = None, None
         if log_failure:
             run_id, note = log_failed_run(url, exc, failure, started_at, clock, backfill_id)

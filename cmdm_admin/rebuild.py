@@ -1,9 +1,15 @@
 """`cmdm rebuild` (DESIGN §6): recompute a range of months under the deployed rules, in one
 transaction, and say what changed; `--dry-run` says it and rolls back.
 
-1. Lock the rules' input tables (facts and events) in SHARE mode: a load in progress is
-   waited for (its hooks run at its commit), and no load commits during the rebuild, so
-   what changes is the rebuild's doing.
+1. Take the hook lock exclusively (cmdm.take_hook_lock('contract_sync')), the one every
+   writer of the outputs takes first: a load's hooks at its COMMIT, a product-line rename,
+   another rebuild. A load's facts become visible only when its COMMIT ends, after its
+   hooks ran, so a load in progress waits at its COMMIT for the rebuild and then brings its
+   months up to date on the rebuilt history; what changes here is the rebuild's doing.
+   No table is locked: the rebuild never waits for a load, so no deadlock is possible (it
+   used to take SHARE locks on the input tables one by one, and a load that wrote the
+   events first and then the facts deadlocked against it: issue 18). A load with the hooks
+   off commits meanwhile; its months stay recorded as stale (`cmdm backfill --stale`).
 2. Copy what the range can change into temp tables: the contract versions with
    `valid_to` on or after the first month (a version a month's sync rewrites overlaps or
    touches that month), and the rows of both snapshot tables from the first month on.
@@ -33,7 +39,7 @@ import psycopg
 from psycopg.types.json import set_json_loads
 
 from cmdm_admin.backfill import MonthRun, defer_range, months_between
-from cmdm_admin.compiler import ident, qualified
+from cmdm_admin.compiler import ident
 from cmdm_admin.errors import CmdmError
 from cmdm_admin.hooks import (
     Failure,
@@ -159,12 +165,15 @@ def _columns(conn: psycopg.Connection, table: str) -> list[str]:
     ]
 
 
-def _lock_inputs(conn: psycopg.Connection) -> None:
-    from cmdm_admin.explain import deployed_rules
-
-    ruleset = deployed_rules(conn).ruleset
-    tables = sorted({qualified(s.table) for s in ruleset.sources.values()})
-    conn.execute(f"LOCK TABLE {', '.join(tables)} IN SHARE MODE")
+def _lock_hooks(conn: psycopg.Connection) -> None:
+    """The hook lock, exclusive, to the end of the transaction (step 1). Rules deployed
+    before it existed serialize on their advisory lock: take that one then."""
+    if conn.execute(
+        "SELECT to_regprocedure('cmdm.take_hook_lock(text, boolean)') IS NOT NULL"
+    ).fetchone()[0]:
+        conn.execute("SELECT cmdm.take_hook_lock('contract_sync')")
+    else:
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('cmdm:contract_sync'))")
 
 
 def _before(name: str) -> str:
@@ -311,7 +320,7 @@ def rebuild(
             ).fetchone()
             if row is not None:
                 result.rules_revision, result.rules_sha256 = row
-            _lock_inputs(conn)
+            _lock_hooks(conn)
             columns = _copy_before(conn, months[0])
             decided = conn.execute(
                 "SELECT status_year, reference_month, statuses_changed, versions_reflagged"

@@ -58,6 +58,7 @@ SYNC_RESULT_COLUMNS = (
     ("versions_removed", "bigint"),
     ("versions_reflagged", "bigint"),
     ("rejected_null_key", "bigint"),
+    ("rejected_blank_key", "bigint"),
     ("rejected_unknown_product_line", "bigint"),
     ("rejected_unknown_company", "bigint"),
     ("changed_until", "date"),
@@ -76,6 +77,8 @@ SNAPSHOT_RESULT_COLUMNS = (
     ("plan_inserted", "bigint"),
     ("plan_updated", "bigint"),
     ("plan_deleted", "bigint"),
+    # fact rows left out because an amount does not fit aum_balance (cmdm.rejected_fact)
+    ("rejected_amount_overflow", "bigint"),
     ("ms", "jsonb"),  # milliseconds per step, for the hook log
 )
 
@@ -518,7 +521,9 @@ def _object(template: str, sql: str) -> RenderedObject:
     triggers = tuple(
         (m.group(1), m.group(2))
         for m in re.finditer(
-            r"^CREATE (?:CONSTRAINT )?TRIGGER (\S+)\n.*?\bON (\S+)", sql, re.MULTILINE | re.DOTALL
+            r"^CREATE (?:OR REPLACE )?(?:CONSTRAINT )?TRIGGER (\S+)\n.*?\bON (\S+)",
+            sql,
+            re.MULTILINE | re.DOTALL,
         )
     )
     return RenderedObject(

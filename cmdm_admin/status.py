@@ -1,7 +1,9 @@
-"""`cmdm status`: what an operator checks first. The deployed rules and whether rules/ and
-sql/ drifted from them (the check of `cmdm deploy-rules --check`), the hook domains, the
-last hook runs and the recent failures, rejected facts per month and reason, and the
-backfills that did not finish. Read-only; every part is read even when another fails.
+"""`cmdm status`: what an operator checks first. The months whose outputs are behind their
+facts (stale: changed while the hooks did not run, cmdm.stale_change), the deployed rules
+and whether rules/ and sql/ drifted from them (the check of `cmdm deploy-rules --check`),
+the hook domains, the last hook runs and the recent failures, rejected facts per month and
+reason, and the backfills that did not finish. Read-only; every part is read even when
+another fails.
 """
 
 from __future__ import annotations
@@ -46,6 +48,20 @@ SELECT date_trunc('month', period)::date AS period, reason, count(*) AS rows
  ORDER BY 1 DESC, 2
 """
 
+#: Per domain and month: what changed there while the hooks did not run (facts, events),
+#: why, in how many transactions, and since when.
+_STALE_SQL = """
+SELECT c.domain, date_trunc('month', c.period)::date AS month,
+       array_agg(DISTINCT CASE c.kind WHEN 'facts' THEN 'facts' ELSE 'events' END) AS kinds,
+       array_agg(DISTINCT c.reason) AS reasons,
+       count(DISTINCT c.txid) AS transactions,
+       min(c.changed_at) AS since,
+       max(c.changed_at) AS last_change
+  FROM cmdm.stale_change c
+ GROUP BY 1, 2
+ ORDER BY 1, 2
+"""
+
 _BACKFILLS_SQL = """
 SELECT b.backfill_id, b.domain, b.from_period, b.to_period, b.started_at, b.started_by,
        (SELECT count(DISTINCT date_trunc('month', r.period)) FROM cmdm.hook_run r
@@ -87,12 +103,31 @@ class Status:
     failures: list[Failed]
     rejects: list[dict[str, Any]]
     backfills: list[dict[str, Any]]
+    #: Months changed since their last successful hook run; None: this database does not
+    #: record them (not upgraded to schema 0011).
+    stale_months: list[dict[str, Any]] | None = None
+
+    @property
+    def stale(self) -> bool:
+        return bool(self.stale_months)
 
     def as_dict(self) -> dict[str, Any]:
         rules = self.rules
         if rules is not None:
             rules = rules | {"deployed_at": _iso(rules["deployed_at"])}
         return {
+            "stale": self.stale,
+            "stale_months": None
+            if self.stale_months is None
+            else [
+                m
+                | {
+                    "month": label(m["month"]),
+                    "since": _iso(m["since"]),
+                    "last_change": _iso(m["last_change"]),
+                }
+                for m in self.stale_months
+            ],
             "rules": rules,
             "drift": self.drift.as_dict(),
             "domains": [d.as_dict() for d in self.domains],
@@ -126,6 +161,21 @@ def drift(url: str) -> Drift:
     return Drift(checked=True, in_sync=result.in_sync, problems=list(result.problems))
 
 
+def stale_months(conn: psycopg.Connection) -> list[dict[str, Any]] | None:
+    """Per domain and month, what changed while the hooks did not run (kinds: facts,
+    events; reasons: hooks_off, domain_disabled, upgrade); None when the database does not
+    record it."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        if cur.execute("SELECT to_regclass('cmdm.stale_change') IS NULL AS absent").fetchone()[
+            "absent"
+        ]:
+            return None
+        rows = cur.execute(_STALE_SQL).fetchall()
+    for row in rows:
+        row["kinds"], row["reasons"] = sorted(row["kinds"]), sorted(row["reasons"])
+    return rows
+
+
 def status(conn: psycopg.Connection, url: str) -> Status:
     with conn.cursor(row_factory=dict_row) as cur:
         rules = cur.execute(_DEPLOYED_SQL).fetchone()
@@ -143,4 +193,5 @@ def status(conn: psycopg.Connection, url: str) -> Status:
         failures=[Failed(runs[f["hook_run_id"]], f["resolved"]) for f in failed],
         rejects=rejects,
         backfills=backfills,
+        stale_months=stale_months(conn),
     )

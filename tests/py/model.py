@@ -7,9 +7,10 @@ written from the same reading as the SQL and agreed with its bugs). `history` an
 `snapshots` here only translate the property tests' rows to the oracle's world and back.
 
 Rejects (not the oracle's concern): a fact row is valid when company_id, plan and product
-line are non-NULL, the product line is in mapping."产品线" and the company in
-customer."年金客户". Other rows are rejects, with the first reason that applies: null_key,
-unknown_product_line, unknown_company.
+line are non-NULL and not blank (empty or only spaces, tabs, line breaks), the product
+line is in mapping."产品线" and the company in customer."年金客户". Other rows are rejects,
+with the first reason that applies: null_key, blank_key, unknown_product_line,
+unknown_company.
 """
 
 from __future__ import annotations
@@ -110,12 +111,24 @@ def month_end(d: date) -> date:
     return d.replace(day=calendar.monthrange(d.year, d.month)[1])
 
 
+#: What a blank key part may hold (as the SQL's btrim: spaces, tabs, line breaks).
+BLANKS = " \t\r\n"
+
+
+def key_parts(fact: Fact) -> tuple[str, str, str]:
+    assert fact.company_id is not None and fact.plan_code is not None
+    assert fact.product_line_code is not None
+    return (fact.company_id, fact.plan_code, fact.product_line_code)
+
+
 def reject_reason(
     fact: Fact, companies: Iterable[str], product_lines: Iterable[str] = DEFAULT_PRODUCT_LINES
 ) -> str | None:
     """Why the row is not a contract fact, or None when it is valid."""
     if fact.company_id is None or fact.plan_code is None or fact.product_line_code is None:
         return "null_key"
+    if any(not part.strip(BLANKS) for part in key_parts(fact)):
+        return "blank_key"
     if fact.product_line_code not in set(product_lines):
         return "unknown_product_line"
     if fact.company_id not in set(companies):

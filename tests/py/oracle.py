@@ -13,9 +13,10 @@ oracle chose and why. "DESIGN" quotes are from §4 unless said otherwise.
 
 R1  Valid rows. "Rows with a NULL key part, or whose product line / company is unknown to
     the mapping tables, are not contracts". A fact row is *valid* iff company_id,
-    plan_code and product_line_code are all non-NULL, company_id is in
-    customer."年金客户" and product_line_code is in mapping."产品线" (exact string match,
-    no trimming or case folding). The branch (机构代码) and the AUM are NOT key parts: a
+    plan_code and product_line_code are all non-NULL and not blank (issue 18: '' or only
+    spaces, tabs, line breaks is no key), company_id is in customer."年金客户" and
+    product_line_code is in mapping."产品线" (exact string match, no trimming or case
+    folding). The branch (机构代码) and the AUM are NOT key parts: a
     row with a NULL branch or a NULL AUM is a valid contract row. Invalid rows contribute
     nothing to any output: not to a key's AUM, not to a company's total AUM for
     is_strategic, not to a branch ranking, not to presence/appearance.
@@ -242,6 +243,7 @@ def is_valid(world: World, r: FactRow) -> bool:
         r.company_id is not None
         and r.plan_code is not None
         and r.product_line_code is not None
+        and all(part.strip(" \t\r\n") for part in (r.company_id, r.plan_code, r.product_line_code))
         and r.company_id in world.companies
         and r.product_line_code in world.product_lines
     )

@@ -14,11 +14,12 @@ once per module; each scenario loads the same rows into a fresh database in wave
 half a month) in several statements, with barriers and seeded sleeps between statements
 so the transactions overlap, then committing in a chosen or random order.
 
-The commit order is made deterministic ("queued" waves) by holding the sync lock
-(hashtext('cmdm:contract_sync'), the one cmdm.run_hooks takes first) from a controller
+The commit order is made deterministic ("queued" waves) by holding the hook lock (the row
+contract_sync of cmdm.hook_lock, which cmdm.run_hooks locks first) from a controller
 session while the threads commit one after another: each one's commit-time hook blocks in
-the lock queue, the next commits only once the previous is seen waiting in pg_locks, and
-PostgreSQL grants the queue in order when the controller lets go. So every hook run of the
+the lock queue, the next commits only once the previous is seen waiting
+(pg_blocking_pids), and PostgreSQL grants the queue in order when the controller lets go
+(waiters for a row queue on its tuple lock). So every hook run of the
 wave contends on the lock, and the order is checked afterwards in cmdm.hook_run.
 """
 
@@ -54,7 +55,7 @@ SPEC = DemoSpec(companies=60, months=8, seed=11, start=date(2024, 9, 1))
 #: Sep 2024 .. Apr 2025, by index.
 MONTHS = [m.month for m in iter_months(SPEC)]
 DOMAIN = "annuity_performance"
-SYNC_LOCK = "pg_catalog.hashtext('cmdm:contract_sync')"
+HOOK_LOCK = "SELECT FROM cmdm.hook_lock WHERE name = 'contract_sync' FOR UPDATE"
 #: Statements of facts per load part (one COPY each), then one per events table.
 FACT_CHUNKS = 4
 #: No test may hang: a blocked thread, barrier or lock wait fails it instead.
@@ -249,7 +250,7 @@ def failed_runs(url: str) -> list[tuple]:
 class Wave:
     """Parts loaded concurrently, one thread and transaction each.
 
-    commit_order: indexes into parts. "queued": commits reach the sync lock's queue in
+    commit_order: indexes into parts. "queued": commits reach the hook lock's queue in
     exactly that order (see the module docstring); "free": after the last statement each
     thread sleeps a seeded delay, increasing along commit_order, then commits (the order
     is then likely, not forced). lockstep: all threads run statement k before any runs
@@ -275,9 +276,7 @@ class WaveResult:
 
 def lock_waiting(conn: psycopg.Connection, pid: int) -> bool:
     return conn.execute(
-        "SELECT EXISTS (SELECT FROM pg_catalog.pg_locks"
-        " WHERE pid = %s AND locktype = 'advisory' AND NOT granted)",
-        (pid,),
+        "SELECT cardinality(pg_catalog.pg_blocking_pids(%s)) > 0", (pid,)
     ).fetchone()[0]
 
 
@@ -331,7 +330,8 @@ def run_wave(url: str, wave: Wave, seed: int) -> WaveResult:
     threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(n)]
     with psycopg.connect(url, autocommit=True) as controller:
         if queued:
-            controller.execute(f"SELECT pg_catalog.pg_advisory_lock({SYNC_LOCK})")
+            controller.execute("BEGIN")
+            controller.execute(HOOK_LOCK)
         for thread in threads:
             thread.start()
         try:
@@ -340,14 +340,14 @@ def run_wave(url: str, wave: Wave, seed: int) -> WaveResult:
                 for i in wave.commit_order:
                     turn[i].set()
                     wait_for(
-                        f"{wave.parts[i].label}'s commit to queue for the sync lock",
+                        f"{wave.parts[i].label}'s commit to queue for the hook lock",
                         lambda i=i: lock_waiting(controller, pids[i]),
                     )
         except threading.BrokenBarrierError:
             pass  # a thread failed: its error is reported
         finally:
             if queued:
-                controller.execute(f"SELECT pg_catalog.pg_advisory_unlock({SYNC_LOCK})")
+                controller.execute("COMMIT")
             for thread in threads:
                 thread.join(WAIT_SECONDS * 2)
     assert not any(t.is_alive() for t in threads), "a load thread hung"
@@ -566,7 +566,7 @@ def test_same_month_loads_serialize(admin_url: str, serial: State, first: int) -
 
 def test_an_events_only_load_refreshes_a_month_committed_concurrently(admin_url: str) -> None:
     """An award reported in March (its own transaction, as a 当年中标 ETL job) and April's
-    facts commit concurrently while another hook run holds the sync lock; April commits
+    facts commit concurrently while another hook run holds the hook lock; April commits
     first. April's snapshot must see the award, as after serial loads."""
     row = ("业务", "P000001A", "C000001", "PL201", "P000001A01", 100, 100, 0, "B01", "北京分公司")
     march = Part("2024-03", date(2024, 3, 1), [(date(2024, 3, 31), *row)], [], [])

@@ -3,8 +3,10 @@ snapshot, backfill, rebuild, hooks list/enable/disable/runs, status.
 
 Every test gets a new database at head (the committed rules revision) holding four months
 of facts loaded with the hooks off, so that each test drives the hooks itself. A month is
-made to fail honestly: two fact rows whose AUM sum overflows the snapshot's
-numeric(20, 2), the kind of error a mis-scaled load gives; fixing the facts fixes it.
+made to fail in its snapshot step: one more fact row changes the month, and a trigger on
+the plan snapshot table raises, for that month's rows, what two fact rows whose AUM sum
+overflowed numeric(20, 2) raised before issue 18 (since then such rows are rejects and
+the month commits: test_bad_input.py); removing both fixes it.
 """
 
 from __future__ import annotations
@@ -34,8 +36,22 @@ FACTS = (
     (FEB, None, "C1", "PL201", "F9", 7, "B1"),  # rejected: null_key
     (APR, "P9", "CX", "PL201", "F1", 9, "B1"),  # rejected: unknown_company
 )
-# Two rows whose sum does not fit the snapshot's aum_balance numeric(20, 2).
-OVERFLOW = 600_000_000_000_000_000
+# The failure of a month's snapshot step (break_month): what an overflow raised.
+BREAK_SQL = """
+CREATE FUNCTION public.cmdm_test_break_month() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = 'numeric_value_out_of_range',
+        MESSAGE = 'numeric field overflow';
+END $$;
+CREATE TRIGGER cmdm_test_break_month
+    BEFORE INSERT OR UPDATE ON customer.fct_customer_plan_monthly_status
+    FOR EACH ROW WHEN (NEW.snapshot_month = '{month_end}')
+    EXECUTE FUNCTION public.cmdm_test_break_month();
+"""
+REPAIR_SQL = """
+DROP TRIGGER cmdm_test_break_month ON customer.fct_customer_plan_monthly_status;
+DROP FUNCTION public.cmdm_test_break_month();
+"""
 DOMAIN = "annuity_performance"
 OUTPUTS = (
     "customer.customer_plan_contract",
@@ -90,16 +106,17 @@ def error_line(result: Any) -> str:
 
 
 def break_month(url: str, month: date) -> None:
+    following = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+    month_end = date.fromordinal(following.toordinal() - 1)
     with hooks_off(url) as conn:
-        conn.cursor().executemany(
-            INSERT_FACTS,
-            [(month, "P1", "C1", "PL201", f"X{i}", OVERFLOW, "B1") for i in (1, 2)],
-        )
+        conn.execute(INSERT_FACTS, (month, "P1", "C1", "PL201", "X1", 1, "B1"))
+        conn.execute(BREAK_SQL.format(month_end=month_end.isoformat()))
 
 
 def repair_month(url: str) -> None:
     with hooks_off(url) as conn:
-        conn.execute('DELETE FROM business."规模明细" WHERE "期末资产规模" = %s', (OVERFLOW,))
+        conn.execute('DELETE FROM business."规模明细" WHERE "组合代码" = %s', ("X1",))
+        conn.execute(REPAIR_SQL)
 
 
 def hook_runs(url: str, where: str = "true") -> list[tuple]:

@@ -20,7 +20,7 @@ from cmdm_admin.catalog import Catalog, check_against_catalog
 from cmdm_admin.cli import app
 from cmdm_admin.db import mask_url
 from cmdm_admin.loader import format_issue, load_rules, locate
-from cmdm_admin.project import project_dir
+from cmdm_admin.project import current_project
 from cmdm_admin.rules import RuleSet
 
 runner = CliRunner()
@@ -34,6 +34,9 @@ CREATE TABLE customer."流失_ts" (
     "上报月份"    timestamptz
 )"""
 
+#: This checkout, found before any test changes the working directory.
+PROJECT = current_project()
+
 
 @pytest.fixture(scope="module")
 def catalog_url(admin_url: str) -> Iterator[str]:
@@ -42,7 +45,7 @@ def catalog_url(admin_url: str) -> Iterator[str]:
     execute(admin_url, f'CREATE DATABASE "{name}"')
     url = with_database(admin_url, name)
     try:
-        migrate.upgrade(url)
+        migrate.upgrade(url, "heads", PROJECT.migrations_dir)
         execute(url, TIMESTAMP_TABLE)
         yield url
     finally:
@@ -54,7 +57,7 @@ class Rules:
 
     def __init__(self, root: Path) -> None:
         self.dir = root / "rules"
-        shutil.copytree(project_dir() / "rules", self.dir)
+        shutil.copytree(PROJECT.rules_dir, self.dir)
 
     def text(self, name: str) -> str:
         return (self.dir / name).read_text(encoding="utf-8")
@@ -106,7 +109,7 @@ def rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Rules:
 
 
 def test_shipped_rules_match_a_migrated_database(catalog_url: str) -> None:
-    ruleset = load_rules(project_dir() / "rules")
+    ruleset = load_rules(PROJECT.rules_dir)
     with psycopg.connect(catalog_url) as conn:
         assert check_against_catalog(ruleset, conn) == []
 

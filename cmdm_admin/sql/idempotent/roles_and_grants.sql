@@ -25,6 +25,10 @@ $roles$;
 
 -- Ownership: everything registered as created by cmdm belongs to cmdm_owner. Schemas and
 -- input tables that existed before cmdm (the ETL's) keep their owner.
+-- Only objects owned by another role are altered: ALTER TABLE ... OWNER takes an ACCESS
+-- EXCLUSIVE lock even when the owner stays the same, and this script runs after every
+-- upgrade, so altering every table each time would queue each deploy behind the ETL's open
+-- transaction on the facts table (and every reader behind the deploy).
 -- (Statements are collected first: ALTER TABLE cannot run on managed_object while a loop
 -- still reads it.)
 DO $ownership$
@@ -33,10 +37,18 @@ DECLARE
 BEGIN
     FOREACH v_statement IN ARRAY ARRAY(
         SELECT pg_catalog.format('ALTER %s %s OWNER TO cmdm_owner',
-                                 upper(object_type), object_identity)
-          FROM cmdm.managed_object
-         WHERE object_type IN ('schema', 'table', 'function', 'procedure')
-         ORDER BY managed_object_id)
+                                 upper(m.object_type), m.object_identity)
+          FROM cmdm.managed_object m
+         WHERE m.object_type IN ('schema', 'table', 'function', 'procedure')
+           AND CASE m.object_type
+                   WHEN 'schema' THEN (SELECT n.nspowner FROM pg_catalog.pg_namespace n
+                                        WHERE n.oid = pg_catalog.to_regnamespace(m.object_identity))
+                   WHEN 'table' THEN (SELECT c.relowner FROM pg_catalog.pg_class c
+                                       WHERE c.oid = pg_catalog.to_regclass(m.object_identity))
+                   ELSE (SELECT p.proowner FROM pg_catalog.pg_proc p
+                          WHERE p.oid = pg_catalog.to_regprocedure(m.object_identity))
+               END IS DISTINCT FROM 'cmdm_owner'::regrole
+         ORDER BY m.managed_object_id)
     LOOP
         EXECUTE v_statement;
     END LOOP;
@@ -99,6 +111,16 @@ BEGIN
     END IF;
 END
 $backfill$;
+-- The months its loads left stale (migration 0011) are the ETL's to see. cmdm.hook_lock
+-- gets no grant at all: locking its rows (the hooks' serialization) takes UPDATE on it,
+-- which only its owner, cmdm_owner, has; so no other role can stall the hooks.
+DO $stale$
+BEGIN
+    IF pg_catalog.to_regclass('cmdm.stale_change') IS NOT NULL THEN
+        GRANT SELECT ON cmdm.stale_change TO cmdm_etl;
+    END IF;
+END
+$stale$;
 
 -- What the ETL's and operators' monitoring commands read (cmdm status, explain, report,
 -- check, migrate current, deploy-rules --check; docs/security.md, "What each role may
