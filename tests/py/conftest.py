@@ -1,7 +1,9 @@
-"""Shared fixtures: a real PostgreSQL 15 cluster and throwaway databases in it.
+"""Shared fixtures: a real PostgreSQL cluster and throwaway databases in it.
 
-The cluster is the one named by $CMDM_TEST_ADMIN_URL (the test harness starts one and sets
-it), else an embedded cluster this session starts in .cmdm/pytest/ and removes at the end.
+The cluster is the one named by $CMDM_TEST_ADMIN_URL (the test harness starts one per
+PostgreSQL major and sets it), else an embedded cluster this session starts in
+.cmdm/pytest/ and removes at the end, of the major $CMDM_PG_VERSION names (default 15);
+the clusters tests start themselves (cluster_home) are of that major too.
 Each test that needs a database gets its own, dropped afterwards.
 """
 

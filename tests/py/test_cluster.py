@@ -1,5 +1,6 @@
-"""`cmdm db start|stop|status|url|destroy` against real PostgreSQL 15 clusters, through the CLI
-as a user runs it (CliRunner), including the bad states an operator meets."""
+"""`cmdm db start|stop|status|url|destroy` against real clusters of the PostgreSQL major the
+suite runs on ($CMDM_PG_VERSION: 15 or 18), through the CLI as a user runs it (CliRunner),
+including the bad states an operator meets."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cmdm_admin.cli import app
-from cmdm_admin.cluster import EmbeddedCluster
+from cmdm_admin.cluster import EmbeddedCluster, pg_major
 
 runner = CliRunner()
 AS_ROOT = os.geteuid() == 0
@@ -63,7 +64,13 @@ def test_lifecycle_is_idempotent(home: Path) -> None:
     assert password not in url
     with psycopg.connect(url) as conn:  # the URL works as printed
         assert conn.execute("SELECT current_database()").fetchone() == ("cmdm",)
-        assert conn.execute("SHOW server_version_num").fetchone()[0].startswith("15")
+        assert conn.execute("SHOW server_version_num").fetchone()[0].startswith(pg_major())
+        # what cmdm and its checks create: on 18, pgTAP is the copy in <home>/pg-share
+        available = conn.execute(
+            "SELECT array_agg(name::text ORDER BY name) FROM pg_available_extensions"
+            " WHERE name IN ('btree_gist', 'pgtap')"
+        ).fetchone()[0]
+        assert available == ["btree_gist", "pgtap"]
 
     assert cmdm("db", "stop").exit_code == 0
     stopped = cmdm("db", "stop")
@@ -190,6 +197,27 @@ def test_folder_the_server_user_cannot_reach_is_one_line(home: Path) -> None:
     assert_one_line_error(result, "cannot reach", "CMDM_HOME")
 
 
+@pytest.mark.skipif(not AS_ROOT, reason="the postgres system user is used only under root")
+def test_binaries_the_server_user_cannot_reach_are_one_line(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As root the server runs as postgres from wherever the binaries are (for 18: .venv),
+    so a folder on the way it may not enter is named before initdb fails obscurely."""
+    from cmdm_admin.cluster import find_bindir
+
+    hidden = home / "private"
+    hidden.mkdir(mode=0o700)
+    link = hidden / "bin"
+    link.symlink_to(find_bindir())  # root passes, postgres may not enter
+    monkeypatch.setenv("CMDM_PG_BINDIR", str(link))
+    try:
+        result = cmdm("db", "start", "--no-fsync")
+    finally:
+        link.unlink()  # cluster_home's teardown would take it for a folder
+    assert_one_line_error(result, "does not run as postgres", "Permission denied", "chmod")
+    assert not (home / "pg").exists()
+
+
 def test_foreign_content_in_data_dir_is_one_line(home: Path) -> None:
     (home / "pg").mkdir()
     (home / "pg" / "notes.txt").write_text("not a cluster")
@@ -204,7 +232,39 @@ def test_missing_binaries_say_how_to_install(
 ) -> None:
     monkeypatch.setenv("CMDM_PG_BINDIR", str(tmp_path))
     result = cmdm("db", "start")
-    assert_one_line_error(result, "server binaries", "apt-get install postgresql-15")
+    install = {"15": "apt-get install postgresql-15", "18": "scripts/bootstrap.sh --pg 18"}
+    assert_one_line_error(result, "server binaries", install[pg_major()])
+
+
+def test_unsupported_version_is_one_line(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CMDM_PG_VERSION", "16")
+    result = cmdm("db", "start")
+    assert_one_line_error(result, "CMDM_PG_VERSION=16", "PostgreSQL 15 or 18")
+
+
+def test_binaries_of_another_major_are_one_line(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CMDM_PG_BINDIR must hold the major CMDM_PG_VERSION asks for: a cluster made by other
+    binaries would be refused at its next start."""
+    from cmdm_admin.cluster import find_bindir
+
+    own = pg_major()
+    other = {"15": "18", "18": "15"}[own]
+    monkeypatch.setenv("CMDM_PG_BINDIR", str(find_bindir()))  # the suite's own major's
+    monkeypatch.setenv("CMDM_PG_VERSION", other)
+    result = cmdm("db", "start")
+    assert_one_line_error(result, f"holds PostgreSQL {own} binaries", f"asks for {other}")
+
+
+def test_a_cluster_of_another_major_is_one_line(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cmdm("db", "start", "--no-fsync").exit_code == 0
+    assert cmdm("db", "stop").exit_code == 0
+    (home / "pg" / "PG_VERSION").write_text("14\n")  # as if an older major had made it
+    result = cmdm("db", "start")
+    assert_one_line_error(result, f"holds a PostgreSQL 14 cluster, not {pg_major()}")
 
 
 def test_url_before_any_start_is_one_line(home: Path) -> None:
