@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import psycopg
 import pytest
-from dbutil import with_database
+from dbutil import state, with_database
 from typer.testing import CliRunner
 
 from cmdm_admin import migrate
@@ -38,29 +37,6 @@ from cmdm_admin.rebuild import rebuild
 # Four months across a year end: the annual flags of 2025 depend on December 2024.
 SPEC = DemoSpec(companies=60, months=4, seed=5, start=date(2024, 11, 1))
 MONTHS = list(iter_months(SPEC))
-
-#: What the loads and hooks leave, without surrogate ids and timestamps.
-STATE_SQL = {
-    "contract versions": "SELECT to_jsonb(t) - 'contract_id' - 'key_id' - 'created_at'"
-    " - 'updated_at' FROM customer.customer_plan_contract t",
-    "business snapshot": "SELECT to_jsonb(t) - 'updated_at'"
-    " FROM customer.fct_customer_business_monthly_status t",
-    "plan snapshot": "SELECT to_jsonb(t) - 'updated_at'"
-    " FROM customer.fct_customer_plan_monthly_status t",
-    "annual company": "SELECT to_jsonb(t) - 'updated_at' FROM customer.annual_company_status t",
-    "rejects": "SELECT to_jsonb(t) - 'rejected_fact_id' - 'rejected_at' FROM cmdm.rejected_fact t",
-    "facts": "SELECT to_jsonb(t) - 'id' FROM business.\"规模明细\" t",
-    "hook queue": "SELECT to_jsonb(t) FROM cmdm.hook_queue t",
-}
-State = dict[str, Counter]
-
-
-def state(url: str) -> State:
-    with psycopg.connect(url) as conn:
-        return {
-            name: Counter(row[0] for row in conn.execute(f"SELECT j::text FROM ({q}) s(j)"))
-            for name, q in STATE_SQL.items()
-        }
 
 
 def load_month(url: str, index: int) -> None:

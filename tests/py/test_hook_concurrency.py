@@ -37,7 +37,7 @@ from datetime import date
 
 import psycopg
 import pytest
-from dbutil import scratch_database
+from dbutil import State, scratch_database, state
 from psycopg import sql
 
 from cmdm_admin import migrate
@@ -187,35 +187,6 @@ def load_serially(url: str, parts: Sequence[Part]) -> None:
         for part in parts:
             write_part(conn, part, lambda: None)
             conn.commit()
-
-
-#: Everything the loads and hooks leave, without surrogate ids and timestamps: every
-#: column the rules add to the snapshot tables is compared too.
-STATE_SQL = {
-    "contract versions": """SELECT to_jsonb(t) - 'contract_id' - 'key_id' - 'created_at'
-                                   - 'updated_at'
-                              FROM customer.customer_plan_contract t""",
-    "business snapshot": """SELECT to_jsonb(t) - 'updated_at'
-                              FROM customer.fct_customer_business_monthly_status t""",
-    "plan snapshot": """SELECT to_jsonb(t) - 'updated_at'
-                          FROM customer.fct_customer_plan_monthly_status t""",
-    "rejects": """SELECT to_jsonb(t) - 'rejected_fact_id' - 'rejected_at'
-                    FROM cmdm.rejected_fact t""",
-    "facts": """SELECT to_jsonb(t) - 'id' FROM business."规模明细" t""",
-    "awards": """SELECT to_jsonb(t) - 'id' FROM customer."当年中标" t""",
-    "losses": """SELECT to_jsonb(t) - 'id' FROM customer."当年流失" t""",
-    "hook queue": "SELECT to_jsonb(t) FROM cmdm.hook_queue t",
-}
-
-State = dict[str, Counter]
-
-
-def state(url: str) -> State:
-    with psycopg.connect(url) as conn:
-        return {
-            name: Counter(row[0] for row in conn.execute(f"SELECT j::text FROM ({q}) s(j)"))
-            for name, q in STATE_SQL.items()
-        }
 
 
 def state_diff(expected: State, actual: State, limit: int = 12) -> str:
